@@ -1,0 +1,1 @@
+"""Tests for the daemons, their configuration, roamctl and the metrics."""
