@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.ports.test_dispatch -*-
+"""
+Bind a bridge core to device ports: every received frame goes through
+C{Bridge.process}, and the frame is sent unchanged to each C{(port, agg_id)}
+the bridge returns.
+"""
+
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from roaming.ports.counters import RepeatLimitedLog
+from roaming.ports.tap import FrameSink
+
+__all__ = ["BridgeCore", "BridgeDispatcher", "DevicePort"]
+
+_log = Logger()
+
+
+class BridgeCore(Protocol):
+    """
+    The part of the bridge contract (docs/architecture.md) the dispatcher uses.
+    """
+
+    def add_port(
+        self, name: str, *, aggregation: bool = False, access_controlled: bool = False
+    ) -> int: ...
+
+    def add_member(self, port: int, agg_id: int) -> None: ...
+
+    def remove_member(self, port: int, agg_id: int) -> None: ...
+
+    def process(self, port: int, agg_id: int | None, frame: bytes, now: float): ...
+
+
+class DevicePort(Protocol):
+    """
+    What every port of L{roaming.ports} provides to the dispatcher.
+    """
+
+    name: str
+
+    def start_port(self, sink: FrameSink) -> None: ...
+
+    def stop_port(self): ...
+
+    def send_frame(self, frame: bytes, agg_id: int | None = None) -> None: ...
+
+
+class BridgeDispatcher:
+    """
+    Move frames between device ports through one bridge core.
+
+    The dispatcher reads the time once per frame from C{clock} and passes it
+    to the bridge.  A frame the bridge sends to a port that is no longer
+    attached is counted in C{unknown_egress} and dropped.
+    """
+
+    def __init__(self, bridge: BridgeCore, *, clock) -> None:
+        """
+        @param bridge: the bridge core.
+        @param clock: an L{IReactorTime}, for C{seconds()}.
+        """
+        self.bridge = bridge
+        self._clock = clock
+        self._ports: dict[int, DevicePort] = {}
+        self.unknown_egress = 0
+        self._errors = RepeatLimitedLog(_log)
+
+    def attach(self, port: DevicePort, *, access_controlled: bool = False) -> int:
+        """
+        Add C{port} to the bridge, register its aggregation members, and
+        start it.
+
+        @return: the bridge's number for the port.
+        """
+        aggregation = getattr(port, "aggregation", False)
+        number = self.bridge.add_port(
+            port.name, aggregation=aggregation, access_controlled=access_controlled
+        )
+        if aggregation:
+            for agg_id in port.member_ids():
+                self.bridge.add_member(number, agg_id)
+        self._ports[number] = port
+        port.start_port(self._sink_for(number))
+        _log.info("Attached port {name} as bridge port {number}", name=port.name, number=number)
+        return number
+
+    def detach(self, number: int):
+        """
+        Stop the port with bridge number C{number} and forget it.
+
+        @return: what the port's C{stop_port} returns.
+        """
+        port = self._ports.pop(number)
+        _log.info("Detached port {name} (bridge port {number})", name=port.name, number=number)
+        return port.stop_port()
+
+    def ports(self) -> dict[int, DevicePort]:
+        """
+        Return the attached ports by bridge port number.
+        """
+        return dict(self._ports)
+
+    def _sink_for(self, number: int) -> FrameSink:
+        process = self.bridge.process
+        seconds = self._clock.seconds
+        ports = self._ports
+
+        def frame_received(agg_id: int | None, frame: bytes) -> None:
+            for egress_port, egress_agg_id in process(number, agg_id, frame, seconds()):
+                port = ports.get(egress_port)
+                if port is None:
+                    self.unknown_egress += 1
+                    self._errors.error(
+                        "egress",
+                        "Bridge sent a frame to unattached port {port}; dropped",
+                        port=egress_port,
+                    )
+                    continue
+                port.send_frame(frame, egress_agg_id)
+
+        return frame_received
