@@ -63,9 +63,11 @@ __all__ = [
     "MscDeleteTraveler",
     "MscDeleteVisitor",
     "NoHomeAccessPointError",
+    "NoHomeControllerError",
     "ScAnnounce",
     "ScRegister",
     "ScWithdraw",
+    "UnexpectedMessageError",
     "format_mac",
     "parse_mac",
 ]
@@ -132,6 +134,29 @@ class NoHomeAccessPointError(ControlError):
             " configuration"
         )
         self.mac = mac
+
+
+class NoHomeControllerError(ControlError):
+    """
+    No known SC serves a roaming client's subnet, so the client's traffic
+    has no home to go to. The SC returns this to the AP as an error
+    response.
+    """
+
+    def __init__(self, mac: bytes, ip: IPv4Address) -> None:
+        super().__init__(
+            f"no SC serves the subnet of client {format_mac(mac)} (IP {ip}):"
+            " register the SC for that subnet with the primary SC"
+        )
+        self.mac = mac
+
+
+class UnexpectedMessageError(ControlError):
+    """
+    A message arrived from a peer that may not send it, such as a traveler
+    notice from an AP that never registered, or a state change that the
+    receiver's state machine does not allow.
+    """
 
 
 def parse_mac(text: str) -> bytes:
