@@ -28,8 +28,8 @@ class RealSocketSystem:
     L{socket.if_nametoindex}.  Tests pass a memory fake with the same methods.
     """
 
-    socket = staticmethod(socket.socket)
     if_nametoindex = staticmethod(socket.if_nametoindex)
+    socket = staticmethod(socket.socket)
 
 
 class SocketPort(abstract.FileDescriptor):
