@@ -75,13 +75,13 @@ class RepeatLimitedLog:
         self._log = log
         self._occurrences: dict[str, int] = {}
 
-    def error(self, kind: str, format: str, **fields: object) -> None:
+    def error(self, key: str, format: str, /, **fields: object) -> None:
         """
-        Count one occurrence of C{kind} and log C{format} with C{fields} if the
-        count is a power of two.  The count is passed as the C{occurrences}
-        field.
+        Count one occurrence of the error named C{key} and log C{format} with
+        C{fields} if the count is a power of two.  The count is passed as the
+        C{occurrences} field.
         """
-        count = self._occurrences.get(kind, 0) + 1
-        self._occurrences[kind] = count
+        count = self._occurrences.get(key, 0) + 1
+        self._occurrences[key] = count
         if count & (count - 1) == 0:
             self._log.error(format, occurrences=count, **fields)

@@ -28,6 +28,8 @@ DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024
 """Socket receive buffer in bytes: room for bursts of about 2800 full frames."""
 
 _MAX_PACKET = 65535
+# asm-generic/socket.h; the socket module of Python 3.11 does not export it.
+_SO_RCVBUFFORCE = 33
 _INT = struct.Struct("@i")
 
 _log = Logger()
@@ -75,7 +77,7 @@ class _GrePort(SocketPort):
 
     def _set_receive_buffer(self, sock) -> None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, self.receive_buffer)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self.receive_buffer)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
 

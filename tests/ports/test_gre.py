@@ -1,0 +1,413 @@
+"""
+Tests for L{roaming.ports.gre}: both transports, on memory sockets and on
+real sockets in a network namespace, with packets decoded by scapy.
+"""
+
+import errno
+import select
+import socket
+import struct
+
+import pytest
+from scapy.layers.inet import IP
+from scapy.layers.l2 import GRE, Ether
+from twisted.internet.testing import MemoryReactor
+
+from roaming.ports.gre import GRE_IN_UDP_PORT, RawGrePort, UdpGrePort
+from roaming.ports.tunnels import GreTunnel, GreTunnelTable
+
+from . import netns
+from .fakes import MemorySocketSystem
+from .frames import arp_request, udp_frame
+
+LOCAL = "127.0.0.1"
+PEER = "127.0.0.2"
+STRANGER = "127.0.0.3"
+KEY = 0x0001_0203
+
+
+def _table() -> GreTunnelTable:
+    table = GreTunnelTable(LOCAL)
+    table.add_tunnel(GreTunnel(agg_id=7, remote=PEER, key=KEY))
+    table.add_tunnel(GreTunnel(agg_id=9, remote=PEER, key=KEY + 1))
+    return table
+
+
+def _gre(frame: bytes, *, key: int = KEY, sequence: int = 0, version: int = 0) -> bytes:
+    header = GRE(
+        proto=0x6558,
+        key_present=1,
+        key=key,
+        seqnum_present=1,
+        sequence_number=sequence,
+        version=version,
+    )
+    return bytes(header / Ether(frame))
+
+
+class _Harness:
+    """
+    A GRE port and its peer.  C{inject} sends a GRE packet from an address
+    to the port; C{written} returns C{(source, tos, gre_packet)} of the
+    packets the peer received.
+    """
+
+    received: list
+
+    def wait_readable(self) -> None:
+        pass
+
+
+class _MemoryRaw(_Harness):
+    def __init__(self, budget: int) -> None:
+        self.system = MemorySocketSystem()
+        self.received = []
+        self.port = RawGrePort(
+            LOCAL, _table(), budget=budget, reactor=MemoryReactor(), system=self.system
+        )
+        self.port.start_port(lambda agg_id, frame: self.received.append((agg_id, frame)))
+        self.socket = self.system.sockets[0]
+
+    def inject(self, gre_packet: bytes, source: str = PEER) -> None:
+        packet = bytes(IP(src=source, dst=LOCAL, proto=47) / gre_packet)
+        self.socket.incoming.append((packet, [], 0, (source, 0)))
+
+    def written(self, count: int):
+        result = []
+        for data, address, _ in self.socket.sent[:count]:
+            outer = IP(data)
+            assert address == (outer.dst, 0)
+            result.append((outer.src, outer.tos, bytes(outer.payload)))
+        return result
+
+    def close(self) -> None:
+        self.port.stop_port()
+
+
+class _MemoryUdp(_Harness):
+    def __init__(self, budget: int) -> None:
+        self.system = MemorySocketSystem()
+        self.received = []
+        self.port = UdpGrePort(
+            LOCAL, _table(), budget=budget, reactor=MemoryReactor(), system=self.system
+        )
+        self.port.start_port(lambda agg_id, frame: self.received.append((agg_id, frame)))
+        self.socket = self.system.sockets[0]
+
+    def inject(self, gre_packet: bytes, source: str = PEER) -> None:
+        self.socket.incoming.append((gre_packet, [], 0, (source, GRE_IN_UDP_PORT)))
+
+    def written(self, count: int):
+        result = []
+        for data, address, ancillary in self.socket.sent[:count]:
+            assert address == (PEER, GRE_IN_UDP_PORT)
+            [(level, kind, value)] = ancillary
+            assert (level, kind) == (socket.IPPROTO_IP, socket.IP_TOS)
+            result.append((LOCAL, struct.unpack("@i", value)[0], data))
+        return result
+
+    def close(self) -> None:
+        self.port.stop_port()
+
+
+class _RealRaw(_Harness):
+    def __init__(self, namespace: netns.Namespace, budget: int) -> None:
+        self.received = []
+        with netns.inside(namespace):
+            self.port = RawGrePort(LOCAL, _table(), budget=budget, reactor=MemoryReactor())
+            self.port.start_port(lambda agg_id, frame: self.received.append((agg_id, frame)))
+            self.peer = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+        self.peer.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        self.peer.bind((PEER, 0))
+        self.peer.settimeout(2.0)
+
+    def inject(self, gre_packet: bytes, source: str = PEER) -> None:
+        packet = bytes(IP(src=source, dst=LOCAL, proto=47) / gre_packet)
+        self.peer.sendto(packet, (LOCAL, 0))
+
+    def wait_readable(self) -> None:
+        select.select([self.port.fileno()], [], [], 2.0)
+
+    def written(self, count: int):
+        result = []
+        for _ in range(count):
+            try:
+                data = self.peer.recv(65535)
+            except TimeoutError:
+                break
+            outer = IP(data)
+            result.append((outer.src, outer.tos, bytes(outer.payload)))
+        return result
+
+    def close(self) -> None:
+        self.peer.close()
+        self.port.stop_port()
+
+
+class _RealUdp(_Harness):
+    def __init__(self, namespace: netns.Namespace, budget: int) -> None:
+        self.received = []
+        self.strangers = []
+        self.namespace = namespace
+        with netns.inside(namespace):
+            self.port = UdpGrePort(LOCAL, _table(), budget=budget, reactor=MemoryReactor())
+            self.port.start_port(lambda agg_id, frame: self.received.append((agg_id, frame)))
+            self.peer = self._socket(PEER)
+
+    def _socket(self, address: str) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        sock.bind((address, GRE_IN_UDP_PORT))
+        sock.settimeout(2.0)
+        return sock
+
+    def inject(self, gre_packet: bytes, source: str = PEER) -> None:
+        if source == PEER:
+            sender = self.peer
+        else:
+            with netns.inside(self.namespace):
+                sender = self._socket(source)
+            self.strangers.append(sender)
+        sender.sendto(gre_packet, (LOCAL, GRE_IN_UDP_PORT))
+
+    def wait_readable(self) -> None:
+        select.select([self.port.fileno()], [], [], 2.0)
+
+    def written(self, count: int):
+        result = []
+        for _ in range(count):
+            try:
+                data, ancillary, _, address = self.peer.recvmsg(65535, 64)
+            except TimeoutError:
+                break
+            tos = [value[0] for level, kind, value in ancillary if kind == socket.IP_TOS]
+            result.append((address[0], tos[0], data))
+        return result
+
+    def close(self) -> None:
+        for sock in [self.peer, *self.strangers]:
+            sock.close()
+        self.port.stop_port()
+
+
+class GrePortContract:
+    def make(self, budget: int = 64) -> _Harness:
+        raise NotImplementedError
+
+    def test_members_are_tunnels(self):
+        """
+        The port is an aggregation port whose members are its tunnels.
+        """
+        harness = self.make()
+        assert harness.port.aggregation
+        assert harness.port.member_ids() == [7, 9]
+
+    def test_frame_received_with_tunnel_id(self):
+        """
+        A GRE packet from a known tunnel yields its frame and the tunnel's
+        aggregation ID; the key selects the tunnel.
+        """
+        harness = self.make()
+        first, second = udp_frame(b"one"), arp_request()
+        harness.inject(_gre(first))
+        harness.inject(_gre(second, key=KEY + 1))
+        harness.wait_readable()
+        harness.port.doRead()
+        assert harness.received == [(7, first), (9, second)]
+        assert harness.port.counters.rx_frames == 2
+
+    def test_unknown_peer_dropped(self):
+        """
+        A packet from an address without a tunnel is dropped and counted.
+        """
+        harness = self.make()
+        harness.inject(_gre(udp_frame()), source=STRANGER)
+        harness.inject(_gre(udp_frame(), key=KEY + 5))
+        harness.wait_readable()
+        harness.port.doRead()
+        harness.wait_readable()
+        harness.port.doRead()
+        assert harness.received == []
+        assert harness.port.counters.rx_dropped == 2
+        assert harness.port.endpoint.counters.unknown_peer == 2
+
+    def test_malformed_counted_and_skipped(self):
+        """
+        A malformed GRE packet is counted under "gre" and the packet after
+        it is delivered in the same read event.
+        """
+        harness = self.make()
+        good = udp_frame(b"after")
+        harness.inject(_gre(udp_frame(), version=1))
+        harness.inject(b"\x30\x00")
+        harness.inject(_gre(good))
+        harness.wait_readable()
+        harness.port.doRead()
+        assert harness.received == [(7, good)]
+        assert harness.port.counters.decode_errors == {"gre": 2}
+        assert harness.port.counters.rx_dropped == 2
+
+    def test_send_into_tunnel(self):
+        """
+        A frame sent to a member leaves as GRE to the tunnel's remote with
+        its key, sequence numbers from 0 and the inner TOS outside.
+        """
+        harness = self.make()
+        frames = [udp_frame(b"a", tos=0xB8), udp_frame(b"b", tos=0x20)]
+        for frame in frames:
+            harness.port.send_frame(frame, 7)
+        written = harness.written(2)
+        assert [source for source, _, _ in written] == [LOCAL, LOCAL]
+        assert [tos for _, tos, _ in written] == [0xB8, 0x20]
+        decoded = [GRE(packet) for _, _, packet in written]
+        assert [packet.key for packet in decoded] == [KEY, KEY]
+        assert [packet.sequence_number for packet in decoded] == [0, 1]
+        assert [packet.proto for packet in decoded] == [0x6558, 0x6558]
+        assert [bytes(packet.payload) for packet in decoded] == frames
+        assert harness.port.counters.tx_frames == 2
+
+    def test_send_to_unknown_member(self):
+        """
+        A frame for an aggregation ID without a tunnel is counted as an
+        error and not sent.
+        """
+        harness = self.make()
+        harness.port.send_frame(udp_frame(), 8)
+        assert harness.port.counters.tx_errors == 1
+        assert harness.port.counters.tx_frames == 0
+
+    def test_read_budget(self):
+        """
+        One read event takes at most C{budget} packets.
+        """
+        harness = self.make(budget=2)
+        frames = [udp_frame(bytes([i])) for i in range(3)]
+        for sequence, frame in enumerate(frames):
+            harness.inject(_gre(frame, sequence=sequence))
+        harness.wait_readable()
+        harness.port.doRead()
+        assert [frame for _, frame in harness.received] == frames[:2]
+        harness.port.doRead()
+        assert [frame for _, frame in harness.received] == frames
+
+
+class _MemoryContract(GrePortContract):
+    harness_class: type
+
+    @pytest.fixture(autouse=True)
+    def _ports(self):
+        self._made = []
+        yield
+        for harness in self._made:
+            harness.close()
+
+    def make(self, budget: int = 64):
+        harness = self.harness_class(budget)
+        self._made.append(harness)
+        return harness
+
+    def test_read_error_keeps_reader(self):
+        """
+        An OS error on read (an ICMP error queued on the socket) is counted
+        and the next packet is read in the same event.
+        """
+        harness = self.make()
+        harness.socket.incoming.append(OSError(errno.ECONNREFUSED, "Connection refused"))
+        frame = udp_frame()
+        harness.inject(_gre(frame))
+        harness.port.doRead()
+        assert harness.port.counters.rx_errors == 1
+        assert harness.received == [(7, frame)]
+
+    def test_send_queue_full(self):
+        """
+        ENOBUFS and EAGAIN on send are drops.
+        """
+        harness = self.make()
+        harness.socket.send_error = OSError(errno.ENOBUFS, "No buffer space available")
+        harness.port.send_frame(udp_frame(), 7)
+        harness.socket.send_error = OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        harness.port.send_frame(udp_frame(), 7)
+        assert harness.port.counters.tx_dropped == 2
+        assert harness.port.counters.tx_errors == 0
+
+
+class TestMemoryRawGre(_MemoryContract):
+    harness_class = _MemoryRaw
+
+    def test_socket_options(self):
+        """
+        The raw socket is unconnected, protocol 47, builds its own headers
+        and is bound to the local address.
+        """
+        harness = self.make()
+        sock = harness.socket
+        assert (sock.family, sock.type, sock.proto) == (
+            socket.AF_INET,
+            socket.SOCK_RAW,
+            socket.IPPROTO_GRE,
+        )
+        assert not sock.blocking
+        assert sock.options[(socket.IPPROTO_IP, socket.IP_HDRINCL)] == 1
+        assert sock.bound == (LOCAL, 0)
+        assert not hasattr(sock, "connected_to")
+
+    def test_malformed_ipv4_counted(self):
+        """
+        A packet that is not IPv4 protocol 47 is counted under "ipv4".
+        """
+        harness = self.make()
+        harness.socket.incoming.append((b"\x45\x00", [], 0, (PEER, 0)))
+        harness.port.doRead()
+        assert harness.port.counters.decode_errors == {"ipv4": 1}
+
+
+class TestMemoryUdpGre(_MemoryContract):
+    harness_class = _MemoryUdp
+
+    def test_socket_options(self):
+        """
+        The UDP socket is bound to the local address and port 4754.
+        """
+        harness = self.make()
+        sock = harness.socket
+        assert (sock.family, sock.type) == (socket.AF_INET, socket.SOCK_DGRAM)
+        assert sock.bound == (LOCAL, GRE_IN_UDP_PORT)
+
+
+class _RealContract(GrePortContract):
+    harness_class: type
+
+    @pytest.fixture(autouse=True)
+    def _namespace(self):
+        self._made = []
+        with netns.namespaces("gre") as (namespace,):
+            self._namespace_object = namespace
+            try:
+                yield
+            finally:
+                for harness in self._made:
+                    harness.close()
+
+    def make(self, budget: int = 64):
+        harness = self.harness_class(self._namespace_object, budget)
+        self._made.append(harness)
+        return harness
+
+
+_real = [
+    pytest.mark.netns,
+    pytest.mark.skipif(not netns.CAN_USE_NETNS, reason="needs root, /dev/net/tun and iproute2"),
+]
+
+
+@_real[0]
+@_real[1]
+class TestRealRawGre(_RealContract):
+    harness_class = _RealRaw
+
+
+@_real[0]
+@_real[1]
+class TestRealUdpGre(_RealContract):
+    harness_class = _RealUdp
