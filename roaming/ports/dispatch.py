@@ -53,7 +53,9 @@ class BridgeDispatcher:
 
     The dispatcher reads the time once per frame from C{clock} and passes it
     to the bridge.  A frame the bridge sends to a port that is no longer
-    attached is counted in C{unknown_egress} and dropped.
+    attached is counted in C{unknown_egress} and dropped.  An exception from
+    the bridge is counted in C{bridge_errors}, logged and the frame dropped:
+    letting it reach the reactor would unregister the port's reader.
     """
 
     def __init__(self, bridge: BridgeCore, *, clock) -> None:
@@ -65,19 +67,20 @@ class BridgeDispatcher:
         self._clock = clock
         self._ports: dict[int, DevicePort] = {}
         self.unknown_egress = 0
+        self.bridge_errors = 0
         self._errors = RepeatLimitedLog(_log)
 
-    def attach(self, port: DevicePort, *, access_controlled: bool = False) -> int:
+    def attach(self, port: DevicePort, **port_options) -> int:
         """
         Add C{port} to the bridge, register its aggregation members, and
         start it.
 
+        @param port_options: passed to C{Bridge.add_port}, such as
+            C{access_controlled=True}.
         @return: the bridge's number for the port.
         """
         aggregation = getattr(port, "aggregation", False)
-        number = self.bridge.add_port(
-            port.name, aggregation=aggregation, access_controlled=access_controlled
-        )
+        number = self.bridge.add_port(port.name, aggregation=aggregation, **port_options)
         if aggregation:
             for agg_id in port.member_ids():
                 self.bridge.add_member(number, agg_id)
@@ -108,7 +111,19 @@ class BridgeDispatcher:
         ports = self._ports
 
         def frame_received(agg_id: int | None, frame: bytes) -> None:
-            for egress_port, egress_agg_id in process(number, agg_id, frame, seconds()):
+            try:
+                egress = process(number, agg_id, frame, seconds())
+            except Exception as e:
+                self.bridge_errors += 1
+                self._errors.error(
+                    "bridge",
+                    "Bridge failed on a frame from port {port} member {agg_id}: {error}",
+                    port=number,
+                    agg_id=agg_id,
+                    error=e,
+                )
+                return
+            for egress_port, egress_agg_id in egress:
                 port = ports.get(egress_port)
                 if port is None:
                     self.unknown_egress += 1
