@@ -47,7 +47,7 @@ class ArpPacket:
     def is_gratuitous(self) -> bool:
         """
         Whether the packet announces the sender's own address: sender and
-        target IPv4 addresses are equal (RFC 5227 section 3).
+        target IPv4 addresses are equal (RFC 5227 section 2.3).
         """
         return self.sender_ip == self.target_ip
 

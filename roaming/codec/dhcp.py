@@ -80,7 +80,7 @@ class DhcpOptionCode(IntEnum):
 
 
 # Options whose length is fixed, checked on parse so that the properties
-# below never meet a malformed value (RFC 2132 sections 9.1 and 9.6).
+# below never meet a malformed value (RFC 2132 sections 9.1, 9.6 and 9.7).
 _FIXED_OPTION_LENGTHS = {
     DhcpOptionCode.REQUESTED_ADDRESS: 4,
     DhcpOptionCode.MESSAGE_TYPE: 1,

@@ -144,7 +144,7 @@ class EthernetFrame:
 def is_multicast(mac: bytes) -> bool:
     """
     Return whether C{mac} is a group address, broadcast included: the
-    least significant bit of its first byte is set (IEEE 802-2014 clause 8.2).
+    least significant bit of its first byte (the I/G bit) is set.
     """
     return bool(mac[0] & 1)
 
@@ -194,8 +194,8 @@ def parse_ethernet(frame: bytes) -> EthernetFrame:
         )
 
     destination, source, type_or_length = _HEADER.unpack_from(frame)
-    # IEEE 802.3 clause 3.2.3.1: the source is an individual address.  Linux
-    # bridges drop zero sources as well (is_valid_ether_addr in br_input.c).
+    # A source address is always individual (IEEE 802.3), and Linux bridges
+    # also drop zero sources (is_valid_ether_addr in net/bridge/br_input.c).
     if source[0] & 1:
         raise DecodeError(PROTOCOL, f"source {format_mac(source)} is a group address")
     if source == b"\x00" * 6:
