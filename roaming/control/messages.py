@@ -368,8 +368,8 @@ class ApRegister(Message):
     Sent by the AP when its control connection to the SC comes up. The SC
     records the AP and its subnets, brings a tunnel up towards it (the AP
     brings up its end at the same time, so the tunnel exists before any
-    client roams), and sends it the cached client details it stores
-    (L{IappAdd}) so that the AP can tunnel a returning client proactively.
+    client roams). The SC's own subnets become the union of its APs'
+    subnets, and it registers them again with the primary if they changed.
     """
 
     ap: IPv4Address = attrs.field(validator=_check_address)
@@ -423,6 +423,9 @@ class IappAdd(Message):
     vlan_id: int = attrs.field(default=0, validator=_VLAN_ID)
     #: Opaque PMK cache data for fast re-authentication at another AP.
     pmk_cache: bytes = attrs.field(default=b"", validator=_check_pmk_cache, repr=False)
+    #: The AP the client associated with. The sending AP may leave it empty
+    #: because the SC knows the sender; an SC fills it in before sharing.
+    ap: IPv4Address | None = attrs.field(default=None, validator=_check_optional_address)
 
 
 @_message
