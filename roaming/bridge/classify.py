@@ -70,7 +70,7 @@ _TAG = struct.Struct("!HH")
 # ARP for Ethernet and IPv4 (RFC 826): hardware type, protocol type, hardware
 # and protocol address lengths, opcode, sender MAC and IP, target MAC and IP.
 _ARP = struct.Struct("!HHBBH6sI6sI")
-_ARP_HEAD = struct.Struct("!HHBB")
+_ARP_HEAD = struct.Struct("!HHBBH")
 _ARP_HARDWARE_TYPES = frozenset({1, 6})  # Ethernet, IEEE 802 (RFC 5494)
 
 # IPv4 header without options (RFC 791 section 3.1).
@@ -146,7 +146,9 @@ def _arp_sender(frame: bytes, offset: int) -> int:
             frame, offset
         )
     elif available >= _ARP_HEAD.size:
-        hardware, protocol, hardware_length, protocol_length = _ARP_HEAD.unpack_from(frame, offset)
+        hardware, protocol, hardware_length, protocol_length, _ = _ARP_HEAD.unpack_from(
+            frame, offset
+        )
         sender = None
     else:
         raise DecodeError("arp", f"ARP header is {available} bytes, shorter than 8")
