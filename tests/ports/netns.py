@@ -1,12 +1,13 @@
 """
 Network namespaces for the tests and the benchmark that need real devices.
 
-Every namespace is named C{rmtst-ports-<pid>-<suffix>} and removed by the
+Every namespace is named C{rmtst-ports-<pid>-<serial><suffix>} and removed by the
 context manager that created it, even when the test fails.
 """
 
 import contextlib
 import ctypes
+import itertools
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 _CLONE_NEWNET = 0x40000000
+_serial = itertools.count(1)
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -68,7 +70,8 @@ class Namespace:
     """
 
     def __init__(self, suffix: str) -> None:
-        self.name = f"rmtst-ports-{os.getpid()}-{suffix}"
+        # The serial number keeps names unique when topologies overlap.
+        self.name = f"rmtst-ports-{os.getpid()}-{next(_serial)}{suffix}"
 
     def create(self) -> None:
         run("ip", "netns", "add", self.name)

@@ -36,6 +36,7 @@ HOST_B = "10.0.0.2"
 WAN_A = "192.0.2.1"
 WAN_B = "192.0.2.2"
 TUNNEL_KEY = 0x00C0_FFEE
+WAN_MTU = 1600
 
 _PYTHON = sys.executable
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -174,6 +175,11 @@ def gre_hop(*, transport: str = "ip", budget: int = 64):
     joined by a GRE tunnel over a veth pair C{wa} (192.0.2.1) and C{wb}
     (192.0.2.2).
 
+    The veth pair has an MTU of 1600, so that a full 1514-byte frame fits
+    with the 20-byte outer IPv4 header, 16 bytes of GRE and 8 of UDP.  The
+    ports do not fragment: a raw socket with C{IP_HDRINCL} rejects a packet
+    over the MTU with C{EMSGSIZE}, which the port counts as a send error.
+
     @param transport: C{"ip"} for IP protocol 47, C{"udp"} for GRE-in-UDP.
     """
     with namespaces("ha", "hb", "fa", "fb") as (a, b, forward_a, forward_b):
@@ -182,6 +188,8 @@ def gre_hop(*, transport: str = "ip", budget: int = 64):
         forward_a.ip(
             "link", "add", "wa", "type", "veth", "peer", "name", "wb", "netns", forward_b.name
         )
+        forward_a.ip("link", "set", "wa", "mtu", str(WAN_MTU))
+        forward_b.ip("link", "set", "wb", "mtu", str(WAN_MTU))
         _host_up(forward_a, "wa", WAN_A)
         _host_up(forward_b, "wb", WAN_B)
         try:

@@ -1,0 +1,243 @@
+"""
+End-to-end tests: frames from real kernel network stacks cross
+tap -> bridge -> GRE -> bridge -> tap between namespaces and arrive
+unchanged; tshark decodes the tunnel packets on the wire.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from roaming.ports.packet import ETH_P_ALL, PACKET_OUTGOING
+
+from . import netns
+from .topology import HOST_A, HOST_B, TUNNEL_KEY, gre_hop, tap_to_tap
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(not netns.CAN_USE_NETNS, reason="needs root, /dev/net/tun and iproute2"),
+]
+
+_UDP_PORT = 6000
+_PAYLOAD_SIZES = (1, 18, 100, 1000, 1472)
+_TOS_VALUES = (0x00, 0xB8, 0x28, 0x48, 0x00)
+
+
+@pytest.fixture(scope="module", params=["ip", "udp"])
+def hop(request):
+    with gre_hop(transport=request.param) as topology:
+        yield topology
+
+
+def _ping(topology, count: int = 3) -> str:
+    return topology.a.exec("ping", "-c", str(count), "-i", "0.2", "-W", "2", HOST_B, timeout=20)
+
+
+def _capture_socket(namespace, device: str) -> socket.socket:
+    with netns.inside(namespace):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((device, ETH_P_ALL))
+    sock.settimeout(0.5)
+    return sock
+
+
+def _udp_frames(sock: socket.socket, *, outgoing: bool, expected: int) -> list[bytes]:
+    frames = []
+    deadline = time.monotonic() + 5.0
+    while len(frames) < expected and time.monotonic() < deadline:
+        try:
+            data, address = sock.recvfrom(65535)
+        except TimeoutError:
+            continue
+        if (address[2] == PACKET_OUTGOING) != outgoing:
+            continue
+        # IPv4 (0x0800), UDP (17), destination port 6000.
+        if data[12:14] == b"\x08\x00" and data[23] == 17 and data[36:38] == b"\x17\x70":
+            frames.append(data)
+    return frames
+
+
+def _send_udp(topology) -> list[bytes]:
+    """
+    Send one datagram per payload size from host A to host B, each with its
+    own TOS, and return the payloads host B received.
+    """
+    with netns.inside(topology.b):
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with netns.inside(topology.a):
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.bind((HOST_B, _UDP_PORT))
+        receiver.settimeout(5.0)
+        for index, (size, tos) in enumerate(zip(_PAYLOAD_SIZES, _TOS_VALUES, strict=True)):
+            sender.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+            sender.sendto(bytes([index]) * size, (HOST_B, _UDP_PORT))
+        return [receiver.recv(65535) for _ in _PAYLOAD_SIZES]
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_ping_and_arp(hop):
+    """
+    ICMP echo crosses the GRE hop both ways, and ARP resolves host B's
+    real MAC address on host A.
+    """
+    output = _ping(hop)
+    assert "3 received" in output
+    neighbours = json.loads(hop.a.ip("-j", "neigh", "show", HOST_B))
+    assert [entry["lladdr"] for entry in neighbours] == [hop.mac(hop.b)]
+
+
+def test_udp_frames_unchanged(hop):
+    """
+    UDP datagrams of every size arrive, and the Ethernet frames host B
+    receives are byte for byte the frames host A sent.
+    """
+    _ping(hop, count=1)
+    sent_capture = _capture_socket(hop.a, "ha0")
+    received_capture = _capture_socket(hop.b, "hb0")
+    try:
+        payloads = _send_udp(hop)
+        sent = _udp_frames(sent_capture, outgoing=True, expected=len(_PAYLOAD_SIZES))
+        received = _udp_frames(received_capture, outgoing=False, expected=len(_PAYLOAD_SIZES))
+    finally:
+        sent_capture.close()
+        received_capture.close()
+    expected = [bytes([index]) * size for index, size in enumerate(_PAYLOAD_SIZES)]
+    assert payloads == expected
+    assert len(sent) == len(_PAYLOAD_SIZES)
+    assert received == sent
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump")
+def test_tshark_decodes_tunnel(hop, tmp_path):
+    """
+    tshark decodes the packets on the tunnel's wire as GRE carrying
+    Ethernet, with the tunnel's key, increasing sequence numbers and the
+    inner TOS copied to the outer header.
+    """
+    _ping(hop, count=1)
+    capture = tmp_path / "tunnel.pcap"
+    tcpdump = hop.wan.popen(
+        "tcpdump",
+        "--immediate-mode",
+        "-Z",
+        "root",
+        "-i",
+        "wb",
+        "-U",
+        "-w",
+        str(capture),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # tcpdump reports "listening on" once the capture is open.
+        tcpdump.stderr.readline()
+        _send_udp(hop)
+        time.sleep(0.3)
+    finally:
+        tcpdump.terminate()
+        tcpdump.wait(timeout=10)
+
+    decode_as = ["-d", "udp.port==4754,gre"] if "udp" in hop.kind else []
+    fields = ["ip.dsfield", "gre.proto", "gre.key", "gre.sequence_number", "eth.type", "udp.length"]
+    command = [
+        "tshark",
+        "-r",
+        str(capture),
+        *decode_as,
+        "-Y",
+        f"ip.src=={HOST_A} && udp.dstport=={_UDP_PORT}",
+    ]
+    command += ["-T", "fields", "-E", "separator=;", "-E", "occurrence=a"]
+    for field in fields:
+        command += ["-e", field]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+
+    rows = [line.split(";") for line in output.splitlines() if line]
+    assert len(rows) == len(_PAYLOAD_SIZES)
+    sequence_numbers = []
+    for row, tos in zip(rows, _TOS_VALUES, strict=True):
+        outer_tos, inner_tos = row[0].split(",")
+        assert int(outer_tos, 16) == tos
+        assert int(inner_tos, 16) == tos
+        assert int(row[1], 16) == 0x6558
+        assert int(row[2], 16) == TUNNEL_KEY
+        sequence_numbers.append(int(row[3]))
+    assert sequence_numbers == sorted(sequence_numbers)
+    assert len(set(sequence_numbers)) == len(sequence_numbers)
+
+
+@pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="needs dnsmasq")
+@pytest.mark.skipif(shutil.which("udhcpc") is None, reason="needs udhcpc (busybox)")
+def test_dhcp_lease_across_hop(hop, tmp_path):
+    """
+    A DHCP client on host A gets a lease from dnsmasq on host B through the
+    tunnel: broadcast DISCOVER and REQUEST cross it, as do OFFER and ACK.
+    """
+    leases = tmp_path / "leases"
+    in_a = ["ip", "netns", "exec", hop.a.name]
+    server = hop.b.popen(
+        "dnsmasq",
+        "--no-daemon",
+        "--port=0",
+        "--interface=hb0",
+        "--bind-interfaces",
+        "--dhcp-range=10.0.0.100,10.0.0.150,255.255.255.0,1h",
+        f"--dhcp-leasefile={leases}",
+        f"--pid-file={tmp_path / 'dnsmasq.pid'}",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        client = subprocess.run(
+            [
+                *in_a,
+                "udhcpc",
+                "-i",
+                "ha0",
+                "-n",
+                "-q",
+                "-f",
+                "-t",
+                "5",
+                "-T",
+                "1",
+                "-s",
+                "/bin/true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert client.returncode == 0, client.stderr
+    assert "obtained" in client.stderr + client.stdout
+    with open(leases, encoding="utf-8") as stream:
+        lease_lines = stream.read().splitlines()
+    assert any(hop.mac(hop.a) in line for line in lease_lines)
+
+
+def test_tap_to_tap_ping():
+    """
+    ICMP echo crosses one forwarder tap to tap.
+    """
+    with tap_to_tap() as topology:
+        assert "3 received" in _ping(topology)
+        counters = topology.stop_forwarders()
+    [forwarder] = counters
+    assert forwarder["bridge_errors"] == 0
+    assert all(port["rx_errors"] == 0 for port in forwarder["ports"].values())
+    assert os.path.exists("/dev/net/tun")
