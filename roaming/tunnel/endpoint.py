@@ -100,6 +100,7 @@ COUNTER_NAMES = (
     "frames-decapsulated",
     "outer-fragmented",
     "fragmentation-needed-sent",
+    "fragmentation-needed-rate-limited",
     "too-big-dropped",
     "unknown-tunnel",
     "runt-frame",
@@ -136,6 +137,22 @@ _CHECKSUM_FIELD = struct.Struct("!HH")
 # and 3), and the version (bits 13 to 15) must be 0.
 _REJECTED_RESERVED0 = 0x4000 | 0x0800 | 0x0400
 _VERSION_MASK = 0x0007
+# Plain ints, because bit operations on IntFlag members build new enum
+# objects, which costs about a microsecond per packet.
+_FLAG_CHECKSUM = int(GreFlags.CHECKSUM)
+_FLAG_KEY = int(GreFlags.KEY)
+_FLAG_SEQUENCE = int(GreFlags.SEQUENCE)
+_TRANSPARENT_ETHERNET_BRIDGING = int(ProtocolType.TRANSPARENT_ETHERNET_BRIDGING)
+# GRE header length indexed by the top four flag bits (C, R, K, S).
+_GRE_HEADER_LENGTHS = tuple(
+    4 + 4 * (bool(bits & 8) + bool(bits & 2) + bool(bits & 1)) for bits in range(16)
+)
+# Version and IHL, TOS, total length, fragment word and protocol of IPv4.
+_OUTER_FIELDS = struct.Struct("!BBH2xH1xB")
+_DONT_FRAGMENT = 0x4000
+_ACCEPT = SequenceVerdict.ACCEPT
+_DUPLICATE = SequenceVerdict.DUPLICATE
+_RESYNCHRONIZED = SequenceVerdict.RESYNCHRONIZED
 
 _KEEPALIVE_TTL = 255
 _KEEPALIVE_TOS = 0xC0  # CS6, the network control class of RFC 4594.
@@ -210,6 +227,8 @@ class GreEndpoint:
         ttl: int = 64,
         icmp_source: str | int | ipaddress.IPv4Address | None = None,
         max_tunnels: int = _DEFAULT_MAX_TUNNELS,
+        icmp_rate: float = 100.0,
+        icmp_burst: int = 10,
     ) -> None:
         """
         @param local_address: the IPv4 source address of outer packets.
@@ -218,7 +237,12 @@ class GreEndpoint:
         @param ttl: the TTL of outer packets.
         @param icmp_source: the source address of ICMP "fragmentation
             needed" replies; the local address when C{None}.
-        @param max_tunnels: the most tunnels L{add_tunnel} accepts.
+        @param max_tunnels: the maximum number of tunnels L{add_tunnel}
+            accepts.
+        @param icmp_rate: the ICMP replies per second allowed on average
+            (RFC 1812 section 4.3.2.8 asks routers to limit their rate).
+        @param icmp_burst: the ICMP replies allowed at once after a quiet
+            period.
         """
         self.local_address = _address_to_int(local_address)
         self.transport = transport
@@ -227,6 +251,14 @@ class GreEndpoint:
             self.local_address if icmp_source is None else _address_to_int(icmp_source)
         )
         self.max_tunnels = max_tunnels
+        if not icmp_rate > 0 or icmp_burst < 1:
+            raise ValueError(
+                f"ICMP rate {icmp_rate!r} per second and burst {icmp_burst!r} must be positive"
+            )
+        self.icmp_rate = icmp_rate
+        self.icmp_burst = icmp_burst
+        self._icmp_tokens = float(icmp_burst)
+        self._icmp_refilled_at: float | None = None
         self._raw = transport is Transport.RAW_IPV4
         self._tos = OuterTos(pcp_to_dscp)
         self._tunnels: dict[int, TunnelState] = {}
@@ -386,7 +418,7 @@ class GreEndpoint:
             self.counters["runt-frame"] += 1
             return None
         tos = self._tos.tos_for_frame(frame)
-        if length > tunnel.max_frame and not self._admit_oversized(tunnel, frame):
+        if length > tunnel.max_frame and not self._admit_oversized(tunnel, frame, now):
             return None
 
         gre = tunnel.gre_prefix
@@ -402,6 +434,12 @@ class GreEndpoint:
             return Outgoing(tunnel.remote, (gre + frame,), tos, flow_source_port(frame))
         identification = self._identification
         self._identification = (identification + 1) & 0xFFFF
+        total_length = 20 + len(gre) + length
+        if total_length <= tunnel.path_mtu:
+            header = tunnel.outer.header(
+                tos, total_length, identification, _DONT_FRAGMENT if tunnel.dont_fragment else 0
+            )
+            return Outgoing(tunnel.remote, (b"".join((header, gre, frame)),), tos, 0)
         packets = tunnel.outer.packets(
             (gre, frame),
             len(gre) + length,
@@ -410,11 +448,10 @@ class GreEndpoint:
             tunnel.path_mtu,
             tunnel.dont_fragment,
         )
-        if len(packets) > 1:
-            self.counters["outer-fragmented"] += 1
+        self.counters["outer-fragmented"] += 1
         return Outgoing(tunnel.remote, tuple(packets), tos, 0)
 
-    def _admit_oversized(self, tunnel: TunnelState, frame: bytes) -> bool:
+    def _admit_oversized(self, tunnel: TunnelState, frame: bytes, now: float) -> bool:
         """
         Decide what happens to a frame longer than the tunnel's largest
         unfragmented frame: an inner IPv4 packet with DF gets an ICMP
@@ -426,6 +463,9 @@ class GreEndpoint:
         """
         ip_offset = _ipv4_offset(frame)
         if ip_offset is not None and _SHORT.unpack_from(frame, ip_offset + 6)[0] & 0x4000:
+            if not self._take_icmp_token(now):
+                self.counters["fragmentation-needed-rate-limited"] += 1
+                return False
             next_hop_mtu = tunnel.max_frame - ip_offset
             identification = self._identification
             self._identification = (identification + 1) & 0xFFFF
@@ -447,6 +487,24 @@ class GreEndpoint:
             self.counters["outer-fragmented"] += 1
         return True
 
+    def _take_icmp_token(self, now: float) -> bool:
+        """
+        Take one token from the ICMP token bucket, refilled at C{icmp_rate}
+        per second up to C{icmp_burst}.
+
+        @return: whether a reply may be sent.
+        """
+        if self._icmp_refilled_at is not None:
+            elapsed = max(0.0, now - self._icmp_refilled_at)
+            self._icmp_tokens = min(
+                float(self.icmp_burst), self._icmp_tokens + elapsed * self.icmp_rate
+            )
+        self._icmp_refilled_at = now
+        if self._icmp_tokens < 1.0:
+            return False
+        self._icmp_tokens -= 1.0
+        return True
+
     # Decapsulation
 
     def decapsulate(self, remote: str | int, packet: bytes, now: float) -> tuple[int, bytes] | None:
@@ -464,56 +522,64 @@ class GreEndpoint:
         counters = self.counters
         end = len(packet)
         outer_tos = 0
+        offset = 0
         if self._raw:
-            offset = self._outer_payload_offset(packet)
-            if offset < 0:
+            if end < 20:
+                counters["outer-truncated"] += 1
                 return None
-            outer_tos = packet[1]
-            end = _SHORT.unpack_from(packet, 2)[0]
-        else:
-            offset = 0
+            version_ihl, outer_tos, total_length, fragment, protocol = _OUTER_FIELDS.unpack_from(
+                packet, 0
+            )
+            offset = (version_ihl & 0x0F) << 2
+            if (
+                version_ihl >> 4 != 4
+                or offset < 20
+                or not offset <= total_length <= end
+                or protocol != GRE_IP_PROTOCOL
+                or fragment & 0x3FFF
+            ):
+                self._count_outer_drop(packet)
+                return None
+            end = total_length
 
         if end - offset < 4:
             counters["gre-truncated"] += 1
             return None
         flags, protocol_type = _BASE.unpack_from(packet, offset)
-        if flags & _VERSION_MASK:
-            counters["gre-version"] += 1
+        if flags & (_VERSION_MASK | _REJECTED_RESERVED0):
+            counters["gre-version" if flags & _VERSION_MASK else "gre-reserved-bits"] += 1
             return None
-        if flags & _REJECTED_RESERVED0:
-            counters["gre-reserved-bits"] += 1
-            return None
-        has_checksum = flags & GreFlags.CHECKSUM
-        has_key = flags & GreFlags.KEY
-        has_sequence = flags & GreFlags.SEQUENCE
-        data = offset + 4 + (4 if has_checksum else 0) + (4 if has_key else 0)
-        data += 4 if has_sequence else 0
+        data = offset + _GRE_HEADER_LENGTHS[flags >> 12]
         if end < data:
             counters["gre-truncated"] += 1
             return None
-        if has_checksum and internet_checksum(packet[offset:end]) != 0:
+        if flags & _FLAG_CHECKSUM and internet_checksum(packet[offset:end]) != 0:
             counters["gre-checksum"] += 1
             return None
 
         key = None
-        if has_key:
-            key = _WORD.unpack_from(packet, data - (8 if has_sequence else 4))[0]
-        tunnel = self._find_tunnel(remote, key)
+        if flags & _FLAG_KEY:
+            key = _WORD.unpack_from(packet, offset + (8 if flags & _FLAG_CHECKSUM else 4))[0]
+        peers = self._by_remote.get(remote)
+        tunnel = None if peers is None else peers.get(key)
         if tunnel is None:
+            self._count_unknown_tunnel(peers, key)
             return None
 
-        if has_sequence and tunnel.receiver is not None:
-            verdict = tunnel.receiver.check(_WORD.unpack_from(packet, data - 4)[0])
-            if verdict is SequenceVerdict.DUPLICATE:
-                counters["sequence-duplicate"] += 1
-                return None
-            if verdict is SequenceVerdict.OUT_OF_ORDER:
-                counters["sequence-out-of-order"] += 1
-                return None
-            if verdict is SequenceVerdict.RESYNCHRONIZED:
-                counters["sequence-resynchronized"] += 1
+        receiver = tunnel.receiver
+        if flags & _FLAG_SEQUENCE and receiver is not None:
+            verdict = receiver.check(_WORD.unpack_from(packet, data - 4)[0])
+            if verdict is not _ACCEPT:
+                if verdict is _RESYNCHRONIZED:
+                    counters["sequence-resynchronized"] += 1
+                elif verdict is _DUPLICATE:
+                    counters["sequence-duplicate"] += 1
+                    return None
+                else:
+                    counters["sequence-out-of-order"] += 1
+                    return None
 
-        if protocol_type == ProtocolType.TRANSPARENT_ETHERNET_BRIDGING:
+        if protocol_type == _TRANSPARENT_ETHERNET_BRIDGING:
             if end - data < 14:
                 counters["runt-frame"] += 1
                 return None
@@ -534,47 +600,32 @@ class GreEndpoint:
         counters["unsupported-protocol"] += 1
         return None
 
-    def _outer_payload_offset(self, packet: bytes) -> int:
+    def _count_outer_drop(self, packet: bytes) -> None:
         """
-        Check the outer IPv4 header of a packet from a raw socket.
-
-        @return: the offset of the GRE header, or -1 when the packet is
-            dropped (and counted).
+        Count why the outer IPv4 header of a packet from a raw socket was
+        rejected.
         """
         counters = self.counters
-        if len(packet) < 20:
-            counters["outer-truncated"] += 1
-            return -1
-        if packet[0] >> 4 != 4:
-            counters["outer-not-ipv4"] += 1
-            return -1
         header_length = (packet[0] & 0x0F) * 4
         total_length = _SHORT.unpack_from(packet, 2)[0]
-        if header_length < 20 or total_length < header_length or total_length > len(packet):
+        if packet[0] >> 4 != 4:
+            counters["outer-not-ipv4"] += 1
+        elif header_length < 20 or not header_length <= total_length <= len(packet):
             counters["outer-truncated"] += 1
-            return -1
-        if packet[9] != GRE_IP_PROTOCOL:
+        elif packet[9] != GRE_IP_PROTOCOL:
             counters["outer-not-gre"] += 1
-            return -1
-        if _SHORT.unpack_from(packet, 6)[0] & 0x3FFF:
-            # The kernel reassembles before a raw socket sees a packet, so a
-            # fragment here was built by hand.
+        else:
+            # The kernel reassembles fragments before a raw socket receives
+            # them, so a fragment here was built by hand.
             counters["outer-fragment"] += 1
-            return -1
-        return header_length
 
-    def _find_tunnel(self, remote: str | int, key: int | None) -> TunnelState | None:
-        peers = self._by_remote.get(remote)
+    def _count_unknown_tunnel(self, peers: dict | None, key: int | None) -> None:
         if peers is None:
             self.counters["unknown-remote"] += 1
-            return None
-        tunnel = peers.get(key)
-        if tunnel is None:
-            if key is not None and key & RESERVED_KEY_BITS:
-                self.counters["key-reserved-bits"] += 1
-            else:
-                self.counters["unknown-key"] += 1
-        return tunnel
+        elif key is not None and key & RESERVED_KEY_BITS:
+            self.counters["key-reserved-bits"] += 1
+        else:
+            self.counters["unknown-key"] += 1
 
     def _propagate_congestion(self, frame: bytes) -> bytes | None:
         """

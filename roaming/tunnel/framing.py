@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 import struct
-import zlib
 
 from roaming.codec.gre import internet_checksum
 
@@ -47,6 +46,13 @@ _IPV4 = struct.Struct("!BBHHHBBHII")
 _IPV4_ADDRESSES = struct.Struct("!II")
 _ICMP_UNREACHABLE = struct.Struct("!BBHHH")
 _SHORT = struct.Struct("!H")
+_WORD = struct.Struct("!I")
+_MACS_AND_TYPE = struct.Struct("!QIH")
+# Fragment word, protocol, and both addresses as one 64-bit number.
+_IPV4_FLOW = struct.Struct("!6xHxB2xQ")
+# First word (version, traffic class, flow label), next header, and both
+# addresses as 64-bit halves.
+_IPV6_FLOW = struct.Struct("!I2xB1xQQQQ")
 
 _VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 _ETHERTYPE_IPV4 = 0x0800
@@ -91,12 +97,6 @@ def max_inner_frame(path_mtu: int, overhead: int) -> int:
     return largest
 
 
-def _fold(total: int) -> int:
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 class OuterIPv4:
     """
     Build outer IPv4 headers (RFC 791 section 3.1) from one source to one
@@ -132,7 +132,9 @@ class OuterIPv4:
         @param fragment: the flags and fragment offset word (DF is 0x4000,
             MF is 0x2000, the offset counts 8-byte units).
         """
-        checksum = _fold(self._base_sum + tos + total_length + identification + fragment)
+        total = self._base_sum + tos + total_length + identification + fragment
+        total = (total & 0xFFFF) + (total >> 16)
+        checksum = ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
         return _IPV4.pack(
             0x45,
             tos,
@@ -192,9 +194,10 @@ def flow_source_port(frame: bytes) -> int:
     one flow get one port, so that the path does not reorder them.
     """
     length = len(frame)
-    digest = zlib.crc32(frame[:12])
+    if length < 14:
+        return 49152
+    high, low, ethertype = _MACS_AND_TYPE.unpack_from(frame, 0)
     offset = 12
-    ethertype = _SHORT.unpack_from(frame, 12)[0] if length >= 14 else 0
     tags = 0
     while ethertype in _VLAN_TPIDS and tags < 4 and offset + 6 <= length:
         ethertype = _SHORT.unpack_from(frame, offset + 4)[0]
@@ -202,20 +205,21 @@ def flow_source_port(frame: bytes) -> int:
         tags += 1
     offset += 2
 
+    # CPython hashes tuples of ints with xxHash and no per-process salt,
+    # unlike str and bytes, so the port of a flow is the same in every run.
     if ethertype == _ETHERTYPE_IPV4 and offset + 20 <= length:
-        header_length = (frame[offset] & 0x0F) * 4
-        protocol = frame[offset + 9]
-        digest = zlib.crc32(frame[offset + 9 : offset + 10], digest)
-        digest = zlib.crc32(frame[offset + 12 : offset + 20], digest)
-        fragment_offset = _SHORT.unpack_from(frame, offset + 6)[0] & 0x1FFF
-        ports = offset + header_length
-        if protocol in _FLOW_PORT_PROTOCOLS and fragment_offset == 0 and ports + 4 <= length:
-            digest = zlib.crc32(frame[ports : ports + 4], digest)
+        fragment, protocol, addresses = _IPV4_FLOW.unpack_from(frame, offset)
+        ports = 0
+        transport = offset + (frame[offset] & 0x0F) * 4
+        if protocol in _FLOW_PORT_PROTOCOLS and not fragment & 0x1FFF and transport + 4 <= length:
+            ports = _WORD.unpack_from(frame, transport)[0]
+        digest = hash((high, low, addresses, protocol, ports))
     elif ethertype == _ETHERTYPE_IPV6 and offset + 40 <= length:
         # Flow label, next header and both addresses (RFC 6438 section 4).
-        digest = zlib.crc32(frame[offset + 1 : offset + 4], digest)
-        digest = zlib.crc32(frame[offset + 6 : offset + 7], digest)
-        digest = zlib.crc32(frame[offset + 8 : offset + 40], digest)
+        first_word, *rest = _IPV6_FLOW.unpack_from(frame, offset)
+        digest = hash((high, low, first_word & 0xFFFFF, *rest))
+    else:
+        digest = hash((high, low))
     return 49152 | (digest & 0x3FFF)
 
 

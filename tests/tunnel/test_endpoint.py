@@ -665,3 +665,32 @@ def test_counter_names_complete():
 
     assert list(endpoint.counters) == list(COUNTER_NAMES)
     assert set(endpoint.counters.values()) == {0}
+
+
+def test_icmp_rate_limited():
+    """
+    ICMP replies beyond the burst are dropped and counted until the bucket
+    refills at the configured rate.
+    """
+    local = GreEndpoint(LOCAL, icmp_rate=2.0, icmp_burst=3)
+    local.add_tunnel(7, REMOTE, KEY)
+    frame = udp_frame(1500, df=True)
+
+    for _ in range(5):
+        assert local.encapsulate(7, frame, 10.0) is None
+    assert len(local.drain_frames()) == 3
+    assert local.counters["fragmentation-needed-rate-limited"] == 2
+
+    local.encapsulate(7, frame, 10.5)
+    local.encapsulate(7, frame, 10.5)
+    assert len(local.drain_frames()) == 1
+    assert local.counters["fragmentation-needed-rate-limited"] == 3
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0.0, 1), (1.0, 0)])
+def test_icmp_rate_invalid(rate, burst):
+    """
+    A rate or burst that is not positive raises L{ValueError}.
+    """
+    with pytest.raises(ValueError, match="ICMP rate"):
+        GreEndpoint(LOCAL, icmp_rate=rate, icmp_burst=burst)

@@ -272,3 +272,49 @@ def test_fragmentation_needed_echo_request_answered():
     reply = build_fragmentation_needed(frame, 14, 1400, LOCAL, 1)
 
     assert Ether(reply)[ICMP].type == 3
+
+
+def test_flow_port_ipv6_fields():
+    """
+    IPv6 flows differ by flow label and addresses, not by payload.
+    """
+    base = Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+
+    def port(flow_label: int, source: str, payload: bytes) -> int:
+        packet = IPv6(src=source, dst="2001:db8::2", fl=flow_label) / UDP() / payload
+        return flow_source_port(bytes(base / packet))
+
+    assert port(1, "2001:db8::1", b"a") == port(1, "2001:db8::1", b"bbb")
+    assert len({port(label, "2001:db8::1", b"") for label in range(32)}) > 16
+    assert len({port(0, f"2001:db8::{n:x}", b"") for n in range(1, 33)}) > 16
+
+
+def test_flow_port_same_in_every_process():
+    """
+    The port of a flow does not depend on Python's per-process hash salt.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import roaming
+
+    checkout = str(Path(roaming.__file__).resolve().parents[1])
+    frame = udp_frame("10.0.0.1", "10.0.0.2", 1234, 53)
+    script = (
+        "import sys; from roaming.tunnel.framing import flow_source_port; "
+        "print(flow_source_port(bytes.fromhex(sys.argv[1])))"
+    )
+    ports = set()
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", script, frame.hex()],
+            env={"PYTHONHASHSEED": seed, "PYTHONPATH": checkout},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        ports.add(int(result.stdout))
+
+    assert ports == {flow_source_port(frame)}
