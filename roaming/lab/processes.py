@@ -13,9 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import roaming
 from roaming.lab.topology import LabError
 
-__all__ = ["LabProcess", "ProcessGroup"]
+__all__ = ["SOURCE_ROOT", "LabProcess", "ProcessGroup", "wait_for"]
+
+#: The directory that contains the running roaming package.
+SOURCE_ROOT = Path(roaming.__file__).resolve().parent.parent
 
 
 @dataclass
@@ -27,6 +31,8 @@ class LabProcess:
     name: str
     popen: subprocess.Popen
     log_path: Path
+    #: A second log the program writes itself, such as twistd's --logfile.
+    own_log_path: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -45,10 +51,14 @@ class LabProcess:
         """
         Return the last C{lines} lines of the process's output.
         """
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        text = ""
+        for path in (self.log_path, self.own_log_path):
+            if path is None:
+                continue
+            try:
+                text += path.read_text(errors="replace")
+            except OSError:
+                continue
         return "\n".join(text.splitlines()[-lines:])
 
 
@@ -69,6 +79,7 @@ class ProcessGroup:
         command: list[str],
         *,
         environment: dict[str, str] | None = None,
+        own_log_path: Path | None = None,
     ) -> LabProcess:
         """
         Start C{command} in C{namespace} with its output in
@@ -76,6 +87,11 @@ class ProcessGroup:
         """
         log_path = self.log_directory / f"{name}.log"
         env = dict(os.environ)
+        # The children import this same roaming package, also when it runs
+        # from a source tree, and twistd finds its plugins under that root.
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])
+        )
         if environment:
             env.update(environment)
         with open(log_path, "ab") as log_file:
@@ -89,7 +105,7 @@ class ProcessGroup:
                 # the lab, which then stops everything in order.
                 start_new_session=True,
             )
-        process = LabProcess(name, popen, log_path)
+        process = LabProcess(name, popen, log_path, own_log_path)
         self.processes.append(process)
         return process
 

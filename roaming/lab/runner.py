@@ -212,8 +212,8 @@ class LabRun:
         self.prefix = f"rmlab-{os.getpid()}"
         self.plan = default_plan(self.prefix, options.clients)
         self.network = LabNetwork(self.plan)
-        self.directory = Path(tempfile.mkdtemp(prefix=f"roaming-lab-{os.getpid()}-"))
-        self.processes = ProcessGroup(self.directory)
+        self.directory = Path()
+        self.processes: ProcessGroup | None = None
         self.radios: _RadioThread | None = None
         self.roams: list[RoamRecord] = []
         self.checks: dict[str, dict[str, Any]] = {}
@@ -244,6 +244,8 @@ class LabRun:
         if self.options.scenario not in SCENARIOS:
             scenario_targets(self.plan, self.plan.clients[0], self.options.scenario)
         previous = signal.signal(signal.SIGTERM, _interrupt_handler(self.owner_pid))
+        self.directory = Path(tempfile.mkdtemp(prefix=f"roaming-lab-{os.getpid()}-"))
+        self.processes = ProcessGroup(self.directory)
         try:
             self._build_and_start()
             self._roam_all()

@@ -1,0 +1,125 @@
+# -*- test-case-name: tests.lab.test_lab -*-
+"""
+The lab's default scenario with the real daemons: one client roams home AP
+-> AP in B -> other AP in B -> home AP -> other AP in A while probing.
+
+Runs C{roaming-lab} in a child process (it runs a reactor thread, and a
+reactor cannot be restarted in the test process) and checks its JSON report.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.lab.conftest import lab_skip_reason
+
+pytestmark = [pytest.mark.netns, pytest.mark.lab]
+
+KINDS = ["home-to-foreign", "within-foreign", "foreign-to-home", "within-home"]
+
+
+def daemons_missing():
+    for module in ("roaming.tap.ap", "roaming.tap.sc"):
+        if importlib.util.find_spec(module) is None:
+            return f"the daemons are not installed ({module} is missing)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def lab_report(tmp_path_factory):
+    reason = lab_skip_reason() or daemons_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    directory = tmp_path_factory.mktemp("lab")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "roaming.lab.cli",
+            "run",
+            "--json",
+            str(directory / "report.json"),
+            "--plot",
+            str(directory / "timeline.png"),
+            "--logs",
+            str(directory / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    report_path = directory / "report.json"
+    assert report_path.exists(), completed.stdout + completed.stderr
+    report = json.loads(report_path.read_text())
+    return completed, report, directory
+
+
+def test_lab_exit_status(lab_report):
+    completed, _report, _ = lab_report
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_every_roam_restored(lab_report):
+    _, report, _ = lab_report
+    roams = report["roams"]
+    assert [roam["kind"] for roam in roams] == KINDS
+    for roam in roams:
+        assert roam["restored"], roam
+        assert roam["interruption_ms"] is not None, roam
+        assert roam["sent"] > 0, roam
+
+
+def test_summary_fields(lab_report):
+    _, report, _ = lab_report
+    summary = report["summary"]
+    for key in ("p50_interruption_ms", "p99_interruption_ms", "max_interruption_ms", "lost"):
+        assert key in summary
+    assert summary["restored"] == 4
+    assert summary["p50_interruption_ms"] <= summary["max_interruption_ms"]
+
+
+def test_client_kept_address(lab_report):
+    _, report, _ = lab_report
+    check = report["checks"]["client-1"]
+    assert check["kept_address"], check
+    assert check["address"].startswith("198.18.1.")
+
+
+def test_arp_after_roams(lab_report):
+    _, report, _ = lab_report
+    assert report["checks"]["client-1"]["arp_after_flush"]
+
+
+def test_dhcp_renewal_after_roams(lab_report):
+    _, report, _ = lab_report
+    assert report["checks"]["client-1"]["dhcp_renewal"]
+
+
+def test_tcp_connection_survived(lab_report):
+    _, report, _ = lab_report
+    check = report["checks"]["client-1"]
+    assert check["tcp_connection"], check
+
+
+def test_plot_written(lab_report):
+    _, _, directory = lab_report
+    assert (directory / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nothing_left_behind(lab_report):
+    completed, _, _ = lab_report
+    prefix = next(
+        line.split("namespaces ")[1].rstrip("*)")
+        for line in completed.stdout.splitlines()
+        if line.startswith("Building the lab network")
+    )
+    namespaces = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert prefix not in namespaces
