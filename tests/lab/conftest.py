@@ -22,7 +22,7 @@ def lab_skip_reason(programs=("ip", "dnsmasq", "udhcpc", "ping")):
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def netns_ready():
     reason = lab_skip_reason()
     if reason is not None:

@@ -15,8 +15,6 @@ import sys
 
 import pytest
 
-from tests.lab.conftest import lab_skip_reason
-
 pytestmark = [pytest.mark.netns, pytest.mark.lab]
 
 KINDS = ["home-to-foreign", "within-foreign", "foreign-to-home", "within-home"]
@@ -30,8 +28,8 @@ def daemons_missing():
 
 
 @pytest.fixture(scope="module")
-def lab_report(tmp_path_factory):
-    reason = lab_skip_reason() or daemons_missing()
+def lab_report(netns_ready, tmp_path_factory):
+    reason = daemons_missing()
     if reason is not None:
         pytest.skip(reason)
     directory = tmp_path_factory.mktemp("lab")
