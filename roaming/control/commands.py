@@ -69,6 +69,7 @@ __all__ = [
     "MscDeleteTravelerCommand",
     "MscDeleteVisitorCommand",
     "NodeRole",
+    "NotAllowedError",
     "NotIdentifiedError",
     "OverloadedError",
     "RemoteControlError",
@@ -159,7 +160,14 @@ class RemoteInternalError(RemoteControlError):
 class NotIdentifiedError(RemoteControlError):
     """
     A command other than L{Identify} arrived before the connection was
-    identified, or from a node whose role may not send it.
+    identified, or L{Identify} arrived twice.
+    """
+
+
+class NotAllowedError(RemoteControlError):
+    """
+    The sender's role may not send this message to the receiver's role (an
+    AP sending an SC-to-SC notice, for example).
     """
 
 
@@ -185,6 +193,7 @@ ERRORS: dict[type[Exception], bytes] = {
     RemoteTableFullError: b"FULL",
     RemoteInternalError: b"INTERNAL",
     NotIdentifiedError: b"NOT_IDENTIFIED",
+    NotAllowedError: b"NOT_ALLOWED",
     OverloadedError: b"OVERLOADED",
 }
 #: Error codes after which the sender of the error closes the connection.

@@ -24,11 +24,13 @@ A L{ControlProtocol} runs on top of a mutually authenticated TLS connection
 
 Flow control: the protocol registers itself as a producer on its transport.
 When the transport's send buffer fills (the peer stops reading), the
-protocol stops reading from the peer too, stops sending new commands and
-queues outgoing messages. At most C{max_outstanding} commands await an
-answer at once and at most C{max_queued} messages wait in the queue; past
-that the peer is disconnected and the event counted, so a stuck peer costs
-a bounded amount of memory.
+protocol stops sending new commands and queues outgoing messages. At most
+C{max_outstanding} commands await an answer at once and at most
+C{max_queued} messages wait in the queue. The protocol keeps reading while
+paused, so two nodes that both send cannot deadlock, but it counts the
+answers it writes while paused. Past C{max_queued} of either, the peer is
+disconnected and the event counted, so a stuck peer costs a bounded amount
+of memory.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -56,6 +58,7 @@ from roaming.control.commands import (
     IdentityMismatchError,
     MessageCommand,
     NodeRole,
+    NotAllowedError,
     NotIdentifiedError,
     RemoteControlError,
     RemoteInternalError,
@@ -189,7 +192,7 @@ class _Phase(enum.Enum):
     CLOSED = "closed"
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHandshakeListener)
 class ControlProtocol(amp.AMP):
     """
     One control connection, from either end.
@@ -211,6 +214,8 @@ class ControlProtocol(amp.AMP):
         self._queue: collections.deque[tuple[Message, Deferred]] = collections.deque()
         self._outstanding = 0
         self._paused = False
+        self._handshake_done = False
+        self._writes_while_paused = 0
         self._last_received = 0.0
         self._keepalive_sequence = 0
         self._keepalive_pending = False
@@ -299,6 +304,31 @@ class ControlProtocol(amp.AMP):
                 error=reason.getErrorMessage(),
             )
 
+    def handshakeCompleted(self) -> None:
+        # IHandshakeListener: until now, pauses only mean that TLS buffers
+        # our first writes during the handshake.
+        self._handshake_done = True
+
+    def close(self) -> None:
+        """
+        Close the connection cleanly (TLS close_notify, then TCP FIN).
+        """
+        # The TLS transport delays closing until its producer unregisters.
+        if self.transport is not None:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def sendBox(self, box: amp.AmpBox) -> None:
+        if isinstance(box, amp.QuitBox) and self.transport is not None:
+            # AMP closes the connection right after a fatal error answer.
+            self.transport.unregisterProducer()
+        if self._paused and self._handshake_done:
+            self._writes_while_paused += 1
+            if self._writes_while_paused > self.node.settings.max_queued:
+                self._overflow()
+                return
+        amp.AMP.sendBox(self, box)
+
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         self._last_received = self.node.clock.seconds()
         amp.AMP.ampBoxReceived(self, box)
@@ -307,6 +337,9 @@ class ControlProtocol(amp.AMP):
         # AMP's parser accepts any number of keys per box; bound it.
         state = amp.AMP.proto_value(self, string)
         if len(self._currentBox) > MAX_BOX_KEYS:
+            # Stop the length-prefix parser's loop over the rest of the data.
+            self.paused = True
+            self._currentBox = amp.AmpBox()
             self.node.counters.oversized_boxes += 1
             self.log.warn(
                 "Control peer {peer} sent a box with more than {limit} keys; disconnecting",
@@ -358,7 +391,7 @@ class ControlProtocol(amp.AMP):
         except ValueError:
             raise RemoteInvalidMessageError(f"unknown role {role!r}; expected ap or sc") from None
         if (self.node.role, peer_role) not in ALLOWED_MESSAGES:
-            raise NotIdentifiedError(f"a {peer_role} may not connect to a {self.node.role}")
+            raise NotAllowedError(f"a {peer_role} may not connect to a {self.node.role}")
         return peer_role
 
     def _identity_mismatch(self, detail: str) -> None:
@@ -386,7 +419,7 @@ class ControlProtocol(amp.AMP):
                 peer=self._transport_peer(),
                 error=error,
             )
-            self.transport.loseConnection()
+            self.close()
 
     def _identify_failed(self, failure: Failure) -> None:
         if self._phase is _Phase.CLOSED:
@@ -396,7 +429,7 @@ class ControlProtocol(amp.AMP):
             peer=self._transport_peer(),
             error=failure.getErrorMessage(),
         )
-        self.transport.loseConnection()
+        self.close()
 
     def _set_identified(self, peer: IPv4Address, role: NodeRole) -> None:
         self.peer = peer
@@ -444,9 +477,9 @@ class ControlProtocol(amp.AMP):
             return self._answer_invalid(command.commandName, error)
         allowed = ALLOWED_MESSAGES[self.node.role, self.peer_role]
         if type(message) not in allowed:
-            self.node.counters.errors_sent[b"NOT_IDENTIFIED"] += 1
+            self.node.counters.errors_sent[b"NOT_ALLOWED"] += 1
             return fail(
-                NotIdentifiedError(
+                NotAllowedError(
                     f"a {self.peer_role} may not send {type(message).__name__} to a"
                     f" {self.node.role}"
                 )
@@ -575,22 +608,21 @@ class ControlProtocol(amp.AMP):
         self.transport.abortConnection()
 
     # IPushProducer: the transport pauses us when its send buffer is full.
+    # These replace the methods of the same names that AMP's string parser
+    # inherits, which would stop reading from the peer.
 
     def pauseProducing(self) -> None:
         if self._paused:
             return
         self._paused = True
-        self.node.counters.pauses += 1
-        # Stop reading too: the peer's commands would make us write answers.
-        if self.transport is not None:
-            self.transport.pauseProducing()
+        self._writes_while_paused = 0
+        if self._handshake_done:
+            self.node.counters.pauses += 1
 
     def resumeProducing(self) -> None:
         if not self._paused:
             return
         self._paused = False
-        if self.transport is not None:
-            self.transport.resumeProducing()
         self._drain()
 
     def stopProducing(self) -> None:

@@ -381,6 +381,9 @@ class ControlService(MultiService):
     @param endpoint_for: returns the client endpoint for a peer address;
         by default a TLS endpoint to C{peer}:C{port} that verifies the peer's
         certificate names C{peer}.
+    @param check_client_address: whether accepted clients' certificates
+        must name their source address (see L{ServerTLS}).
+    @param bind_address: the local address of outgoing connections.
     @param initial_delay: first reconnection delay in seconds.
     @param max_delay: maximum reconnection delay in seconds.
     """
@@ -397,6 +400,7 @@ class ControlService(MultiService):
         listen_endpoint: Callable[[ServerTLS], Any] | None = None,
         endpoint_for: Callable[[IPv4Address], Any] | None = None,
         check_client_address: bool = True,
+        bind_address: str | None = None,
         initial_delay: float = 1.0,
         max_delay: float = 30.0,
     ) -> None:
@@ -406,6 +410,7 @@ class ControlService(MultiService):
         self.reactor = reactor
         self.port = port
         self.server_tls = ServerTLS(credentials, check_client_address=check_client_address)
+        self.bind_address = bind_address
         self._listen_endpoint = listen_endpoint
         self._endpoint_for = endpoint_for if endpoint_for is not None else self._tls_endpoint
         self._retry_policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay)
@@ -415,7 +420,9 @@ class ControlService(MultiService):
 
     def _tls_endpoint(self, peer: IPv4Address):
         client_tls = ClientTLS(self.credentials, str(peer))
-        return client_endpoint(self.reactor, client_tls, str(peer), self.port)
+        return client_endpoint(
+            self.reactor, client_tls, str(peer), self.port, bind_address=self.bind_address
+        )
 
     def connect(self, peer: IPv4Address) -> ClientService:
         """

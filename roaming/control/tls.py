@@ -441,11 +441,23 @@ def server_endpoint(
     return SSL4ServerEndpoint(reactor, port, server_tls, interface=interface)
 
 
-def client_endpoint(reactor, client_tls: ClientTLS, host: str, port: int, timeout: float = 10):
+def client_endpoint(
+    reactor,
+    client_tls: ClientTLS,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 10,
+    bind_address: str | None = None,
+):
     """
     Return a TLS client endpoint to C{host}:C{port}, verifying the server as
     C{client_tls.peer_name}.
 
     @param timeout: TCP connect timeout in seconds.
+    @param bind_address: local address to connect from, which must be one
+        that our certificate names when the server checks client addresses.
     """
-    return wrapClientTLS(client_tls, TCP4ClientEndpoint(reactor, host, port, timeout=timeout))
+    bind = (bind_address, 0) if bind_address is not None else None
+    tcp = TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind)
+    return wrapClientTLS(client_tls, tcp)

@@ -1,0 +1,502 @@
+# -*- test-case-name: tests.control.test_wire_protocol -*-
+"""
+Tests for L{roaming.control.protocol}: identification, validation and error
+answers, role checks, timeouts and flow control, over real TLS in memory.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import attrs
+import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from roaming.control import commands, messages
+from roaming.control.commands import NodeRole
+from roaming.control.protocol import (
+    MAX_BOX_KEYS,
+    ConnectionCounters,
+    ConnectionSettings,
+    ControlProtocol,
+)
+from roaming.control.tls import ClientTLS, ServerTLS
+from tests.control.test_tls_support import LogCapture, TestAuthority, connect_in_memory
+
+SC_IP = "10.0.0.1"
+AP_IP = "10.1.0.10"
+MAC = bytes.fromhex("020000000001")
+
+
+@attrs.define(eq=False)
+class FakeNode:
+    """
+    A node that records what its connections report.
+    """
+
+    address: IPv4Address
+    role: NodeRole
+    clock: Clock
+    settings: ConnectionSettings = attrs.field(factory=ConnectionSettings)
+    counters: ConnectionCounters = attrs.field(factory=ConnectionCounters)
+    identified: list = attrs.field(factory=list)
+    received: list = attrs.field(factory=list)
+    lost: list = attrs.field(factory=list)
+    #: Called with each message; its result or exception is the answer.
+    handler: object = None
+
+    def connection_identified(self, connection) -> None:
+        self.identified.append(connection)
+
+    def message_received(self, connection, message):
+        self.received.append((connection.peer, message))
+        if self.handler is not None:
+            return self.handler(message)
+        return None
+
+    def connection_lost(self, connection, reason) -> None:
+        self.lost.append((connection, reason))
+
+
+@pytest.fixture(scope="module")
+def authority() -> TestAuthority:
+    return TestAuthority.create()
+
+
+@attrs.define
+class Pair:
+    sc: FakeNode
+    ap: FakeNode
+    server: object
+    client: object
+    pump: object
+    clock: Clock
+    capture: LogCapture
+
+    @property
+    def ap_connection(self) -> ControlProtocol:
+        return self.client.wrappedProtocol
+
+    @property
+    def sc_connection(self) -> ControlProtocol:
+        return self.server.wrappedProtocol
+
+
+def factory_of(build) -> Factory:
+    factory = Factory()
+    factory.buildProtocol = lambda address: build()
+    return factory
+
+
+def connect(
+    authority: TestAuthority,
+    *,
+    settings: ConnectionSettings | None = None,
+    ap_names=(AP_IP,),
+    sc_names=(SC_IP,),
+    ap_address: str = AP_IP,
+    client_protocol=None,
+) -> Pair:
+    clock = Clock()
+    settings = settings if settings is not None else ConnectionSettings()
+    sc = FakeNode(IPv4Address(SC_IP), NodeRole.SC, clock, settings)
+    ap = FakeNode(IPv4Address(ap_address), NodeRole.AP, clock, settings)
+    capture = LogCapture()
+    server_factory = factory_of(lambda: _with_log(ControlProtocol(sc), capture.logger))
+    if client_protocol is None:
+        client_factory = factory_of(
+            lambda: _with_log(ControlProtocol(ap, IPv4Address(SC_IP)), capture.logger)
+        )
+    else:
+        client_factory = factory_of(client_protocol)
+    server, client, pump = connect_in_memory(
+        server_factory,
+        client_factory,
+        ServerTLS(authority.node(list(sc_names))),
+        ClientTLS(authority.node(list(ap_names)), SC_IP),
+        server_address=SC_IP,
+        client_address=AP_IP,
+        clock=clock,
+    )
+    return Pair(sc, ap, server, client, pump, clock, capture)
+
+
+def _with_log(protocol: ControlProtocol, logger: Logger) -> ControlProtocol:
+    protocol.log = logger
+    return protocol
+
+
+def results(deferred: Deferred) -> list:
+    collected: list = []
+    deferred.addBoth(collected.append)
+    return collected
+
+
+class RawCommand(amp.Command):
+    """
+    An ApAddTraveler with free-form arguments, to send invalid values.
+    """
+
+    commandName = b"ApAddTraveler"
+    arguments = [(b"mac", amp.String()), (b"ip", amp.String(optional=True))]
+    errors = commands.ERRORS
+    fatalErrors = commands.FATAL_ERRORS
+
+
+def test_identify_both_sides(authority: TestAuthority) -> None:
+    """
+    After the handshake both ends know the peer's address and role.
+    """
+    pair = connect(authority)
+    assert pair.sc.identified == [pair.sc_connection]
+    assert pair.ap.identified == [pair.ap_connection]
+    assert pair.sc_connection.peer == IPv4Address(AP_IP)
+    assert pair.sc_connection.peer_role is NodeRole.AP
+    assert pair.ap_connection.peer == IPv4Address(SC_IP)
+    assert pair.ap_connection.peer_role is NodeRole.SC
+
+
+def test_messages_delivered_in_order(authority: TestAuthority) -> None:
+    """
+    Messages arrive in order and each answer is empty.
+    """
+    pair = connect(authority)
+    register = messages.ApRegister(IPv4Address(AP_IP), [IPv4Network("10.1.0.0/24")])
+    notice = messages.ApAddTraveler(MAC, IPv4Address("10.2.0.7"), 24)
+    answers: list = []
+    pair.ap_connection.send(register).addBoth(answers.append)
+    pair.ap_connection.send(notice).addBoth(answers.append)
+    pair.pump.flush()
+    assert pair.sc.received == [(IPv4Address(AP_IP), register), (IPv4Address(AP_IP), notice)]
+    assert answers == [{}, {}]
+    assert pair.ap.counters.sent == 2
+    assert pair.sc.counters.received == 2
+
+
+def test_invalid_argument_answered(authority: TestAuthority) -> None:
+    """
+    A MAC address of the wrong length gets an INVALID answer, and the
+    connection keeps working.
+    """
+    pair = connect(authority)
+    answers = results(pair.ap_connection.callRemote(RawCommand, mac=b"xx", ip=b"10.2.0.7"))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.RemoteInvalidMessageError)
+    assert "invalid mac: 2 bytes, expected 6" in str(answers[0].value)
+    assert pair.sc.counters.errors_sent[b"INVALID"] == 1
+    assert pair.sc.received == []
+    follow_up = results(pair.ap_connection.send(messages.ApDeleteTraveler(MAC)))
+    pair.pump.flush()
+    assert follow_up == [{}]
+    assert pair.sc.received == [(IPv4Address(AP_IP), messages.ApDeleteTraveler(MAC))]
+
+
+def test_missing_argument_answered(authority: TestAuthority) -> None:
+    """
+    A missing required argument gets an INVALID answer.
+    """
+    pair = connect(authority)
+    answers = results(pair.ap_connection.callRemote(RawCommand, mac=MAC))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.RemoteInvalidMessageError)
+    assert pair.sc_connection.identified
+
+
+def test_failed_validation_answered(authority: TestAuthority) -> None:
+    """
+    A value that parses but fails the message's validation (a group MAC
+    address) gets an INVALID answer.
+    """
+    pair = connect(authority)
+    group = bytes.fromhex("01005e000001")
+    answers = results(pair.ap_connection.callRemote(RawCommand, mac=group, ip=b"10.2.0.7"))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.RemoteInvalidMessageError)
+    assert "group address" in str(answers[0].value)
+
+
+def test_role_restriction(authority: TestAuthority) -> None:
+    """
+    An AP may not send an SC-to-SC notice.
+    """
+    pair = connect(authority)
+    answers = results(pair.ap_connection.send(messages.MscDeleteVisitor(MAC)))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.NotAllowedError)
+    assert pair.sc.received == []
+    assert pair.ap.counters.remote_errors[b"NOT_ALLOWED"] == 1
+
+
+def test_core_error_answered(authority: TestAuthority) -> None:
+    """
+    A core exception becomes its declared error code.
+    """
+    pair = connect(authority)
+
+    def handler(message):
+        raise messages.NoHomeAccessPointError(message.mac, None)
+
+    pair.sc.handler = handler
+    answers = results(pair.ap_connection.send(messages.ApDeleteTraveler(MAC)))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.RemoteNoHomeAccessPointError)
+    assert "no home AP for client 02:00:00:00:00:01" in str(answers[0].value)
+    assert pair.sc.counters.errors_sent[b"NO_HOME_AP"] == 1
+
+
+def test_bug_answered_internal(authority: TestAuthority) -> None:
+    """
+    An unexpected exception is logged and answered INTERNAL; the connection
+    stays open.
+    """
+    pair = connect(authority)
+
+    def handler(message):
+        raise KeyError("bug")
+
+    pair.sc.handler = handler
+    answers = results(pair.ap_connection.send(messages.ApDeleteTraveler(MAC)))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.RemoteInternalError)
+    assert pair.sc_connection.identified
+    failures = [event for event in pair.capture.events if "log_failure" in event]
+    assert len(failures) == 1
+
+
+def test_deferred_result(authority: TestAuthority) -> None:
+    """
+    A node may answer later through a Deferred.
+    """
+    pair = connect(authority)
+    later: Deferred = Deferred()
+    pair.sc.handler = lambda message: later
+    answers = results(pair.ap_connection.send(messages.ApDeleteTraveler(MAC)))
+    pair.pump.flush()
+    assert answers == []
+    later.callback(None)
+    pair.pump.flush()
+    assert answers == [{}]
+
+
+def test_command_before_identify(authority: TestAuthority) -> None:
+    """
+    A command before Identify is answered NOT_IDENTIFIED.
+    """
+    client = amp.AMP()
+    pair = connect(authority, client_protocol=lambda: client)
+    answers = results(client.callRemote(commands.DeleteVisitorCommand, mac=MAC))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.NotIdentifiedError)
+    assert pair.sc.received == []
+
+
+def test_identity_not_in_certificate(authority: TestAuthority) -> None:
+    """
+    A peer that identifies as an address its certificate lacks is rejected
+    with IDENTITY, the connection closes and the log names the reason.
+    """
+    pair = connect(authority, ap_names=(AP_IP,), ap_address="10.1.0.99")
+    assert pair.sc.identified == []
+    assert pair.ap.identified == []
+    assert pair.sc.counters.identity_mismatches == 1
+    reasons = [event.get("reason") for event in pair.capture.events]
+    assert "wrong-identity" in reasons
+    assert pair.pump.clientIO.disconnected
+    assert pair.pump.serverIO.disconnected
+
+
+def test_dialled_peer_mismatch(authority: TestAuthority) -> None:
+    """
+    A client closes a connection whose server identifies as another node
+    than the one dialled, even if the certificate names both.
+    """
+    pair = connect_with_sc_address(authority, "10.0.0.2")
+    pair.pump.flush()
+    assert pair.ap.identified == []
+    assert pair.ap.counters.identity_mismatches == 1
+    assert pair.pump.clientIO.disconnected
+
+
+def connect_with_sc_address(authority: TestAuthority, address: str) -> Pair:
+    clock = Clock()
+    settings = ConnectionSettings()
+    sc = FakeNode(IPv4Address(address), NodeRole.SC, clock, settings)
+    ap = FakeNode(IPv4Address(AP_IP), NodeRole.AP, clock, settings)
+    capture = LogCapture()
+    server, client, pump = connect_in_memory(
+        factory_of(lambda: ControlProtocol(sc)),
+        factory_of(lambda: _with_log(ControlProtocol(ap, IPv4Address(SC_IP)), capture.logger)),
+        ServerTLS(authority.node([SC_IP, address])),
+        ClientTLS(authority.node([AP_IP]), SC_IP),
+        server_address=SC_IP,
+        client_address=AP_IP,
+        clock=clock,
+    )
+    return Pair(sc, ap, server, client, pump, clock, capture)
+
+
+def test_identify_timeout(authority: TestAuthority) -> None:
+    """
+    A client that completes TLS but never identifies is aborted after
+    C{identify_timeout} seconds.
+    """
+    settings = ConnectionSettings(identify_timeout=5.0)
+    pair = connect(authority, settings=settings, client_protocol=amp.AMP)
+    pair.clock.advance(4.9)
+    assert not pair.server.transport.disconnecting
+    pair.clock.advance(0.2)
+    assert pair.server.transport.disconnecting
+    assert pair.sc.counters.identify_timeouts == 1
+
+
+def test_silent_peer_aborted(authority: TestAuthority) -> None:
+    """
+    A peer that stops sending after identification is aborted once nothing
+    has arrived for C{idle_timeout} seconds.
+    """
+    settings = ConnectionSettings(keepalive_interval=5.0, idle_timeout=15.0)
+    pair = connect(authority, settings=settings)
+    connection = pair.ap_connection
+    pair.pump.serverIO.write = lambda data: None
+    for _ in range(2):
+        pair.clock.advance(5.0)
+        pair.pump.flush()
+    assert pair.ap.counters.idle_timeouts == 0
+    pair.clock.advance(5.0)
+    pair.pump.flush()
+    assert pair.ap.counters.idle_timeouts == 1
+    assert [lost for lost, _ in pair.ap.lost] == [connection]
+
+
+def test_keepalives_keep_idle_connection(authority: TestAuthority) -> None:
+    """
+    Keepalives keep a connection without traffic open indefinitely.
+    """
+    settings = ConnectionSettings(keepalive_interval=5.0, idle_timeout=15.0)
+    pair = connect(authority, settings=settings)
+    for _ in range(20):
+        pair.clock.advance(5.0)
+        pair.pump.flush()
+    assert pair.ap.counters.idle_timeouts == 0
+    assert pair.sc.counters.idle_timeouts == 0
+    assert pair.ap.lost == []
+    # Keepalives are answered by the protocol and never reach the node.
+    assert pair.sc.received == []
+    assert pair.sc.counters.received >= 19
+
+
+def test_outstanding_commands_bounded(authority: TestAuthority) -> None:
+    """
+    At most C{max_outstanding} commands await an answer; the rest queue.
+    """
+    settings = ConnectionSettings(max_outstanding=2, max_queued=100)
+    pair = connect(authority, settings=settings)
+    for _ in range(10):
+        pair.ap_connection.post(messages.ApDeleteTraveler(MAC))
+    assert pair.ap_connection.outstanding == 2
+    assert pair.ap_connection.queued == 8
+    pair.pump.flush()
+    assert pair.ap_connection.outstanding == 0
+    assert len(pair.sc.received) == 10
+
+
+def test_paused_connection_queues(authority: TestAuthority) -> None:
+    """
+    While the transport is paused (the peer is not reading), messages queue
+    and reading stops; on resume they are sent.
+    """
+    pair = connect(authority)
+    connection = pair.ap_connection
+    pauses = pair.ap.counters.pauses
+    connection.pauseProducing()
+    for _ in range(5):
+        connection.post(messages.ApDeleteTraveler(MAC))
+    pair.pump.flush()
+    assert connection.queued == 5
+    assert pair.sc.received == []
+    assert pair.ap.counters.pauses == pauses + 1
+    connection.resumeProducing()
+    pair.pump.flush()
+    assert connection.queued == 0
+    assert len(pair.sc.received) == 5
+
+
+def test_queue_overflow_disconnects(authority: TestAuthority) -> None:
+    """
+    A peer that does not read for long enough to fill the queue is
+    disconnected and the overflow counted.
+    """
+    settings = ConnectionSettings(max_queued=10)
+    pair = connect(authority, settings=settings)
+    connection = pair.ap_connection
+    connection.pauseProducing()
+    outcomes = [results(connection.send(messages.ApDeleteTraveler(MAC))) for _ in range(11)]
+    assert outcomes[-1] and isinstance(outcomes[-1][0].value, RuntimeError)
+    assert pair.ap.counters.queue_overflows == 1
+    pair.pump.flush()
+    assert pair.ap.lost
+    # The queued messages fail with the connection.
+    assert all(outcome for outcome in outcomes[:-1])
+
+
+def test_pause_propagates_from_transport(authority: TestAuthority) -> None:
+    """
+    The protocol is registered as the transport's producer, so a full TLS
+    send buffer pauses it.
+    """
+    pair = connect(authority)
+    membrane = pair.client.transport.producer
+    pauses = pair.ap.counters.pauses
+    membrane.pauseProducing()
+    assert pair.ap.counters.pauses == pauses + 1
+    membrane.resumeProducing()
+    pair.ap_connection.post(messages.ApDeleteTraveler(MAC))
+    pair.pump.flush()
+    assert len(pair.sc.received) == 1
+
+
+def test_box_with_too_many_keys(authority: TestAuthority) -> None:
+    """
+    A box with more keys than any command needs disconnects the peer.
+    """
+    client = amp.AMP()
+    pair = connect(authority, client_protocol=lambda: client)
+    box = amp.AmpBox({f"k{index}".encode(): b"v" for index in range(MAX_BOX_KEYS + 1)})
+    client.transport.write(box.serialize())
+    pair.pump.flush()
+    assert pair.sc.counters.oversized_boxes == 1
+    assert pair.server.transport.disconnected or pair.server.transport.disconnecting
+
+
+def test_unknown_command_keeps_connection(authority: TestAuthority) -> None:
+    """
+    An unknown command gets AMP's UNHANDLED answer without closing.
+    """
+    pair = connect(authority)
+
+    class Unknown(amp.Command):
+        commandName = b"NoSuchCommand"
+
+    answers = results(pair.ap_connection.callRemote(Unknown))
+    pair.pump.flush()
+    assert isinstance(answers[0].value, amp.UnhandledCommand | amp.UnknownRemoteError)
+    assert pair.sc_connection.identified
+
+
+def test_second_identify_rejected(authority: TestAuthority) -> None:
+    """
+    Identify is accepted once per connection.
+    """
+    pair = connect(authority)
+    answers = results(
+        pair.ap_connection.callRemote(
+            commands.Identify, node=IPv4Address(AP_IP), role=NodeRole.AP.value
+        )
+    )
+    pair.pump.flush()
+    assert isinstance(answers[0].value, commands.NotIdentifiedError)
+    assert pair.sc.identified == [pair.sc_connection]
