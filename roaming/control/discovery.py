@@ -182,17 +182,22 @@ class PrimaryRegistry:
             raise DatabaseFullError(
                 f"discovery registry holds {self.max_controllers} SCs; SC {peer} was not registered"
             )
+        # A new or stale SC is announced even when its subnets are unchanged,
+        # because the others wait in their own round for its announcement.
+        fresh = self.state_of(peer) is not RegistrationState.REGISTERED
         changed = self._subnets.get(peer) != message.subnets
         self._move(peer, "register")
         self._subnets[peer] = message.subnets
 
         actions: list[Action] = []
-        if changed:
+        if fresh or changed:
             announcement = ScAnnounce(peer, message.subnets, self.round)
             for other in self._others(peer):
                 actions.append(Send(other, announcement))
+        # Stale SCs are announced to the newcomer when they register again.
         for other in self._others(peer):
-            actions.append(Send(peer, ScAnnounce(other, self._subnets[other], self.round)))
+            if self.state_of(other) is RegistrationState.REGISTERED:
+                actions.append(Send(peer, ScAnnounce(other, self._subnets[other], self.round)))
         return actions
 
     def lost(self, peer: IPv4Address, now: float) -> list[Action]:
@@ -260,13 +265,11 @@ class DiscoveryClient:
         (_C.DISCONNECTED, "primary_connected"): _C.ROUND,
         (_C.DISCONNECTED, "primary_lost"): _C.DISCONNECTED,
         (_C.DISCONNECTED, "subnets_changed"): _C.DISCONNECTED,
-        (_C.DISCONNECTED, "deadline"): _C.DISCONNECTED,
         (_C.REGISTERED, "announce"): _C.REGISTERED,
         (_C.REGISTERED, "withdraw"): _C.REGISTERED,
         (_C.REGISTERED, "round"): _C.ROUND,
         (_C.REGISTERED, "subnets_changed"): _C.REGISTERED,
         (_C.REGISTERED, "primary_lost"): _C.DISCONNECTED,
-        (_C.REGISTERED, "deadline"): _C.REGISTERED,
         (_C.ROUND, "announce"): _C.ROUND,
         (_C.ROUND, "withdraw"): _C.ROUND,
         (_C.ROUND, "round"): _C.ROUND,
