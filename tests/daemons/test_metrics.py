@@ -23,7 +23,12 @@ class LiveCounters:
 
     def __call__(self):
         return [
-            Sample("port_rx_frames", self.frames, documentation="Frames received", labels={"port": "eth0"}),
+            Sample(
+                "port_rx_frames",
+                self.frames,
+                documentation="Frames received",
+                labels={"port": "eth0"},
+            ),
             Sample("port_rx_frames", 7, documentation="Frames received", labels={"port": "gre"}),
             Sample("fdb_entries", 2, kind=GAUGE, documentation="FDB entries", labels={"vlan": "0"}),
             Sample("clients", 1, kind=GAUGE),
@@ -120,7 +125,5 @@ def test_resource_renders_text_format():
     request = DummyRequest([b"metrics"])
     resource = root.getChildWithDefault(b"metrics", request)
     body = resource.render_GET(request)
-    assert request.responseHeaders.getRawHeaders(b"content-type") == [
-        CONTENT_TYPE_LATEST.encode()
-    ]
+    assert request.responseHeaders.getRawHeaders(b"content-type") == [CONTENT_TYPE_LATEST.encode()]
     assert b'roaming_port_rx_frames_total{node="ap1",port="eth0"} 3.0' in body

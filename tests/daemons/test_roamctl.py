@@ -174,7 +174,13 @@ class TestMain:
         lines = out.getvalue().splitlines()
         assert lines[0].split() == ["VLAN", "MAC", "PORT", "TUNNEL", "AGE"]
         assert lines[2].split() == ["0", "02:00:00:00:00:01", "eth0", "-", "1.500"]
-        assert lines[3].split() == ["0", "02:00:00:00:00:02", "gre-ip:10.1.0.11", "10.2.0.2", "12.250"]
+        assert lines[3].split() == [
+            "0",
+            "02:00:00:00:00:02",
+            "gre-ip:10.1.0.11",
+            "10.2.0.2",
+            "12.250",
+        ]
 
     def test_json_output(self, daemon_socket):
         out = io.StringIO()

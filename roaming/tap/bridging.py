@@ -1,0 +1,199 @@
+# -*- test-case-name: tests.daemons.test_bridging -*-
+"""
+How a daemon binds a bridge core to its ports.
+
+L{NodeDispatcher} extends L{roaming.ports.dispatch.BridgeDispatcher} with
+what a roaming node needs around the per-frame path:
+
+  - the port options of the bridge core that the plain dispatcher does not
+    pass (C{l3_learning}, C{split_horizon});
+  - the flood policy of tunnels: a frame that the bridge floods, or a group
+    frame, enters a tunnel only if flooding into that tunnel is enabled or
+    the frame's source is a visitor whose traffic the bridge sends there on
+    purpose. Flooding every LAN broadcast into every tunnel would copy a
+    subnet's broadcasts (DHCP among them) into other subnets, and would
+    loop them back to APs that share the SC's LAN;
+  - the bridge's events, handed to the daemon after each frame;
+  - a watch list of stations whose next delivered frame is logged as a
+    roam stage (the first frame back to a station after it associated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+
+from roaming.bridge import Bridge
+from roaming.config import BridgeConfig
+from roaming.ports.counters import RepeatLimitedLog
+from roaming.ports.dispatch import BridgeDispatcher
+from roaming.ports.tap import FrameSink
+
+__all__ = ["NodeDispatcher", "make_bridge"]
+
+_log = Logger()
+
+
+def make_bridge(settings: BridgeConfig, *, vlan: int) -> Bridge:
+    """
+    Build the bridge core of one VLAN from the C{[bridge]} settings.
+    """
+    return Bridge(
+        f"vlan{vlan}",
+        aging_time=settings.aging_time,
+        max_entries=settings.max_entries,
+        max_l3_entries=settings.max_l3_entries,
+    )
+
+
+class NodeDispatcher(BridgeDispatcher):
+    """
+    A bridge dispatcher with port options, a tunnel flood policy, event
+    delivery and first-frame watches.
+
+    @param on_events: called with the list of bridge events queued while
+        processing a frame, when there are any.
+    @param on_first_frame: called with C{(mac, port name)} when a frame is
+        delivered to a watched station.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        *,
+        clock: Any,
+        on_events: Callable[[list], None],
+        on_first_frame: Callable[[bytes, str], None],
+    ) -> None:
+        super().__init__(bridge, clock=clock)
+        self._on_events = on_events
+        self._on_first_frame = on_first_frame
+        #: Aggregation ports whose members get the tunnel flood policy.
+        self._tunnel_ports: set[int] = set()
+        #: (port, agg_id) pairs that floods may enter.
+        self._flood_enabled: set[tuple[int, int | None]] = set()
+        #: Stations whose next delivered frame is reported, by MAC.
+        self.watched: set[bytes] = set()
+        self.flood_filtered = 0
+        self._limited = RepeatLimitedLog(_log)
+
+    def attach(
+        self,
+        port: Any,
+        *,
+        access_controlled: bool = False,
+        l3_learning: bool = True,
+        split_horizon: bool = False,
+        tunnel: bool = False,
+    ) -> int:
+        """
+        Add C{port} to the bridge with the given options and start it.
+
+        @param tunnel: apply the tunnel flood policy to the port's members.
+        """
+        aggregation = getattr(port, "aggregation", False)
+        number = self.bridge.add_port(
+            port.name,
+            aggregation=aggregation,
+            access_controlled=access_controlled,
+            l3_learning=l3_learning,
+            split_horizon=split_horizon,
+        )
+        if aggregation:
+            for agg_id in port.member_ids():
+                self.bridge.add_member(number, agg_id)
+        if tunnel:
+            self._tunnel_ports.add(number)
+        self._ports[number] = port
+        try:
+            port.start_port(self._sink_for(number))
+        except BaseException:
+            del self._ports[number]
+            self._tunnel_ports.discard(number)
+            self.bridge.remove_port(number)
+            raise
+        _log.info("Attached port {name} as bridge port {number}", name=port.name, number=number)
+        return number
+
+    def detach(self, number: int):
+        """
+        Stop the port and remove it from the bridge.
+        """
+        result = super().detach(number)
+        self._tunnel_ports.discard(number)
+        self._flood_enabled = {pair for pair in self._flood_enabled if pair[0] != number}
+        for entry in list(self.bridge.l3.entries()):
+            if entry.port == number:
+                self.bridge.l3.remove(entry.network)
+        self.bridge.remove_port(number)
+        return result
+
+    def set_flood(self, port: int, agg_id: int | None, enabled: bool) -> None:
+        """
+        Let floods enter the tunnel C{(port, agg_id)}, or stop them.
+        """
+        if enabled:
+            self._flood_enabled.add((port, agg_id))
+        else:
+            self._flood_enabled.discard((port, agg_id))
+
+    def flood_enabled(self, port: int, agg_id: int | None) -> bool:
+        """
+        Whether floods enter the tunnel C{(port, agg_id)}.
+        """
+        return (port, agg_id) in self._flood_enabled
+
+    def _sink_for(self, number: int) -> FrameSink:
+        process = self.bridge.process
+        pop_events = self.bridge.pop_events
+        seconds = self._clock.seconds
+        ports = self._ports
+        tunnel_ports = self._tunnel_ports
+        watched = self.watched
+
+        def frame_received(agg_id: int | None, frame: bytes) -> None:
+            egress = process(number, agg_id, frame, seconds())
+            # NOTE: the bridge has no cheap "events pending" test, so every
+            # frame pays for one pop_events() call (an empty list).
+            events = pop_events()
+            if events:
+                self._on_events(events)
+            if tunnel_ports and (len(egress) > 1 or frame[0] & 1):
+                egress = self._filter_floods(egress, frame)
+            if watched and frame[0:6] in watched:
+                self._first_frame(frame[0:6], egress)
+            for egress_port, egress_agg_id in egress:
+                port = ports.get(egress_port)
+                if port is None:
+                    self.unknown_egress += 1
+                    self._errors.error(
+                        "egress",
+                        "Bridge sent a frame to unattached port {port}; dropped",
+                        port=egress_port,
+                    )
+                    continue
+                port.send_frame(frame, egress_agg_id)
+
+        return frame_received
+
+    def _filter_floods(self, egress: tuple, frame: bytes) -> tuple:
+        source = self.bridge.lookup(frame[6:12])
+        if source is not None and source.src_egress is not None:
+            # Source forwarding of a visitor: the bridge chose this tunnel.
+            return egress
+        kept = tuple(
+            pair
+            for pair in egress
+            if pair[0] not in self._tunnel_ports or pair in self._flood_enabled
+        )
+        self.flood_filtered += len(egress) - len(kept)
+        return kept
+
+    def _first_frame(self, mac: bytes, egress: tuple) -> None:
+        names = [self._ports[port].name for port, _ in egress if port in self._ports]
+        if not names:
+            return
+        self.watched.discard(mac)
+        self._on_first_frame(mac, ",".join(names))

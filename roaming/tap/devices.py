@@ -1,0 +1,175 @@
+# -*- test-case-name: tests.daemons.test_services -*-
+"""
+The operating-system side of a daemon: device ports, radio and netlink.
+
+A daemon asks a L{Devices} object for every port it attaches and for the
+address configuration of its own interface, so the whole wiring of
+L{roaming.tap.node} runs in unit tests on memory fakes
+(L{roaming.tap.testing}), and for real under twistd with L{SystemDevices}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+from roaming import radio as radio_package
+from roaming.ports.gre import RawGrePort, UdpGrePort
+from roaming.ports.packet import PacketSocketPort
+from roaming.ports.tap import TapPort
+from roaming.ports.tunnels import GreEndpoint
+
+__all__ = ["AddressError", "Devices", "SystemDevices"]
+
+_log = Logger()
+
+
+class AddressError(OSError):
+    """
+    The node's own interface could not be configured.
+    """
+
+
+class Devices(Protocol):
+    """
+    Factories for everything a daemon opens on the host.
+    """
+
+    def tap_port(self, interface: str) -> Any:
+        """
+        Return an unstarted TAP port creating C{interface}.
+        """
+
+    def packet_port(self, interface: str) -> Any:
+        """
+        Return an unstarted packet-socket port on the existing C{interface}.
+        """
+
+    def gre_port(self, transport: str, local: str, endpoint: GreEndpoint, udp_port: int) -> Any:
+        """
+        Return an unstarted GRE port: C{transport} is C{"ip"} or C{"udp"}.
+        """
+
+    def configure_address(
+        self,
+        interface: str,
+        address: ipaddress.IPv4Interface,
+        gateway: ipaddress.IPv4Address | None,
+    ) -> None:
+        """
+        Assign C{address} to C{interface}, bring it up, and install the
+        default route through C{gateway} when given.
+
+        @raise AddressError: naming the interface and the failed step.
+        """
+
+    def set_up(self, interface: str) -> None:
+        """
+        Bring C{interface} up.
+
+        @raise AddressError: naming the interface.
+        """
+
+    def radio(self, kind: str, listener: Any, interface: str, control_path: str) -> Any:
+        """
+        Return the radio service for an AP (a Twisted service).
+        """
+
+
+class SystemDevices:
+    """
+    The real devices: L{roaming.ports} on the host and pyroute2 for netlink.
+    """
+
+    def __init__(self, reactor: Any = None) -> None:
+        self._reactor = reactor
+
+    def tap_port(self, interface: str) -> TapPort:
+        """
+        Return a TAP port that creates C{interface} when started.
+        """
+        return TapPort(interface.encode("ascii"), reactor=self._reactor)
+
+    def packet_port(self, interface: str) -> PacketSocketPort:
+        """
+        Return a packet-socket port on C{interface}.
+        """
+        return PacketSocketPort(interface, reactor=self._reactor)
+
+    def gre_port(self, transport: str, local: str, endpoint: GreEndpoint, udp_port: int) -> Any:
+        """
+        Return a raw IP protocol 47 port, or a GRE-in-UDP port on C{udp_port}.
+        """
+        if transport == "udp":
+            return UdpGrePort(local, endpoint, port=udp_port, reactor=self._reactor)
+        return RawGrePort(local, endpoint, reactor=self._reactor)
+
+    def configure_address(
+        self,
+        interface: str,
+        address: ipaddress.IPv4Interface,
+        gateway: ipaddress.IPv4Address | None,
+    ) -> None:
+        """
+        Configure the node's own interface through netlink (pyroute2).
+        """
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        with IPRoute() as ipr:
+            step = "look up"
+            try:
+                indexes = ipr.link_lookup(ifname=interface)
+                if not indexes:
+                    raise AddressError(f"interface {interface} not found; was its TAP created?")
+                index = indexes[0]
+                step = f"assign {address} to"
+                ipr.addr(
+                    "replace",
+                    index=index,
+                    address=str(address.ip),
+                    prefixlen=address.network.prefixlen,
+                )
+                step = "bring up"
+                ipr.link("set", index=index, state="up")
+                if gateway is not None:
+                    step = f"add the default route via {gateway} on"
+                    ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
+            except NetlinkError as error:
+                raise AddressError(
+                    f"failed to {step} interface {interface}: {error.args[-1]}"
+                ) from None
+        _log.info(
+            "Configured {interface} with {address}, gateway {gateway}",
+            interface=interface,
+            address=str(address),
+            gateway=str(gateway) if gateway is not None else "none",
+        )
+
+    def set_up(self, interface: str) -> None:
+        """
+        Bring C{interface} up through netlink.
+        """
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        with IPRoute() as ipr:
+            try:
+                indexes = ipr.link_lookup(ifname=interface)
+                if not indexes:
+                    raise AddressError(f"interface {interface} not found")
+                ipr.link("set", index=indexes[0], state="up")
+            except NetlinkError as error:
+                raise AddressError(
+                    f"failed to bring up interface {interface}: {error.args[-1]}"
+                ) from None
+
+    def radio(self, kind: str, listener: Any, interface: str, control_path: str) -> Any:
+        """
+        Return the radio service from L{roaming.radio.make_radio}.
+        """
+        return radio_package.make_radio(
+            kind, listener, interface=interface, control_path=control_path, reactor=self._reactor
+        )

@@ -1,0 +1,300 @@
+# -*- test-case-name: tests.daemons.test_services -*-
+"""
+Tests for the daemons' services built from the etc/ examples, on memory
+devices and a memory reactor: what they open, in which order, what they
+configure, and that they stop cleanly.
+"""
+
+import ipaddress
+import json
+
+import pytest
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.python import usage
+
+from roaming.tap import ap, sc
+from roaming.tap.lan import build_layer2_update
+from roaming.tap.localapi import LocalAPIFactory
+from roaming.tap.views import make_views
+from tests.daemons.fakes import DaemonReactor, FakeDevices, example_config
+
+# A station of subnet 10.2.0.0/24 sending an ARP request from 10.2.0.50:
+# the first frame of a roaming client at an AP of subnet 10.1.0.0/24.
+ROAMER = bytes.fromhex("02aa00000001")
+ROAMER_ARP = (
+    b"\xff" * 6
+    + ROAMER
+    + bytes.fromhex("08060001080006040001")
+    + ROAMER
+    + bytes((10, 2, 0, 50))
+    + bytes(6)
+    + bytes((10, 2, 0, 1))
+).ljust(60, b"\x00")
+
+
+def options_for(module, path):
+    """
+    Parse C{--config path} with the daemon's Options.
+    """
+    options = module.Options()
+    options.parseOptions(["--config", str(path)])
+    return options
+
+
+def build(module, path, devices=None):
+    """
+    Build the daemon's service on memory devices and a memory reactor.
+    """
+    options = options_for(module, path)
+    service_class = sc.SCService if module is sc else ap.APService
+    reactor = DaemonReactor()
+    devices = devices or FakeDevices()
+    service = service_class(
+        options["config_object"],
+        options["credentials"],
+        reactor=reactor,
+        devices=devices,
+        stop_reactor_on_failure=False,
+    )
+    return service, reactor, devices
+
+
+class TestPlugins:
+    """
+    twistd finds both daemons.
+    """
+
+    def test_plugins_discoverable(self):
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        assert makers["roaming-sc"].module == "roaming.tap.sc"
+        assert makers["roaming-ap"].module == "roaming.tap.ap"
+
+    def test_options_come_from_module(self):
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        assert makers["roaming-sc"].options is sc.Options
+        assert makers["roaming-ap"].options is ap.Options
+
+
+class TestOptions:
+    """
+    A wrong file stops the daemon while twistd parses its command line.
+    """
+
+    def test_missing_config_option(self):
+        with pytest.raises(usage.UsageError, match="missing --config"):
+            sc.Options().parseOptions([])
+
+    def test_invalid_config_names_key(self, tmp_path):
+        path = example_config(tmp_path, "sc", **{'# transport = "ip"': 'transport = "gre"'})
+        with pytest.raises(usage.UsageError) as caught:
+            options_for(sc, path)
+        assert f"{path}: gre.transport: invalid value 'gre'" in str(caught.value)
+
+    def test_missing_tls_file_named(self, tmp_path):
+        path = example_config(tmp_path, "ap")
+        (tmp_path / "pki" / "ap1.key").unlink()
+        with pytest.raises(usage.UsageError) as caught:
+            options_for(ap, path)
+        assert f"{path}: tls.key: file not found" in str(caught.value)
+
+    def test_certificate_for_other_address(self, tmp_path):
+        path = example_config(tmp_path, "ap", **{'address = "10.1.0.11"': 'address = "10.1.0.12"'})
+        with pytest.raises(usage.UsageError) as caught:
+            options_for(ap, path)
+        assert "not node.address 10.1.0.12" in str(caught.value)
+
+    def test_make_service_opens_nothing(self, tmp_path):
+        service = sc.makeService(options_for(sc, example_config(tmp_path, "sc")))
+        assert isinstance(service, sc.SCService)
+        assert not service.running
+        assert service.datapath.units == {}
+
+
+class TestSCService:
+    """
+    roaming-sc from etc/roaming-sc.toml.
+    """
+
+    def test_start_opens_ports_in_order(self, tmp_path):
+        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service.startService()
+        assert service.start_failure is None
+        assert [port.name for port in devices.opened] == [
+            "eth0",
+            "rmbr0",
+            "gre-ip:10.1.0.2",
+            "gre-ip:10.1.0.2",
+        ]
+        assert all(port.started for port in devices.opened)
+        assert devices.addresses == [
+            (
+                "rmbr0",
+                ipaddress.IPv4Interface("10.1.0.2/24"),
+                ipaddress.IPv4Address("10.1.0.1"),
+            )
+        ]
+        unit = service.datapath.units[0]
+        assert set(unit.ports) == {"lan", "self", "gre-ap", "gre-sc"}
+        ports = {row["name"]: row for row in unit.bridge.ports()}
+        assert ports["eth0"]["l3_learning"] is False
+        assert ports["gre-sc"]["split_horizon"] is True
+        assert ports["gre-ap"]["aggregation"] is True
+
+    def test_listens_for_control_roamctl_metrics(self, tmp_path):
+        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service.startService()
+        (ssl_port,) = reactor.sslServers
+        assert ssl_port[0] == 7380
+        assert ssl_port[4] == "10.1.0.2"
+        (unix,) = reactor.unixServers
+        assert unix[0] == str(tmp_path / "sc1.sock")
+        assert unix[3] == 0o600
+        (tcp,) = reactor.tcpServers
+        assert (tcp[0], tcp[3]) == (9380, "127.0.0.1")
+
+    def test_primary_does_not_dial(self, tmp_path):
+        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service.startService()
+        assert service.controller.is_primary
+        assert reactor.tcpClients == []
+
+    def test_secondary_dials_primary(self, tmp_path):
+        path = example_config(tmp_path, "sc", **{'primary = "10.1.0.2"': 'primary = "10.2.0.2"'})
+        service, reactor, devices = build(sc, path)
+        service.startService()
+        assert not service.controller.is_primary
+        reactor.advance(0)
+        hosts = [(client[0], client[1]) for client in reactor.tcpClients]
+        assert hosts == [("10.2.0.2", 7380)]
+        assert ipaddress.IPv4Address("10.2.0.2") in service.control.peers
+
+    def test_stop_closes_everything(self, tmp_path):
+        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service.startService()
+        service.stopService()
+        assert all(port.stopped for port in devices.opened)
+        assert service.database is None
+        assert service.datapath.units[0].dispatcher.ports() == {}
+
+    def test_failed_port_stops_started_ones(self, tmp_path):
+        devices = FakeDevices(fail_on="rmbr0")
+        service, reactor, devices = build(sc, example_config(tmp_path, "sc"), devices)
+        service.startService()
+        assert isinstance(service.start_failure, OSError)
+        assert devices.port("eth0").stopped
+        assert reactor.sslServers == []
+
+    def test_database_survives_restart(self, tmp_path):
+        path = example_config(tmp_path, "sc")
+        service, reactor, devices = build(sc, path)
+        service.startService()
+        from roaming.control.clientdb import ClientRecord
+
+        service.database.put(ClientRecord(ROAMER, ip=ipaddress.IPv4Address("10.1.0.50")))
+        service.stopService()
+        again, _, _ = build(sc, path)
+        again.startService()
+        assert again.database.get(ROAMER).ip == ipaddress.IPv4Address("10.1.0.50")
+        assert again.client_rows()[0][:2] == ("02:aa:00:00:00:01", "10.1.0.50")
+
+
+class TestAPService:
+    """
+    roaming-ap from etc/roaming-ap.toml.
+    """
+
+    def start(self, tmp_path):
+        service, reactor, devices = build(ap, example_config(tmp_path, "ap"))
+        service.startService()
+        assert service.start_failure is None
+        return service, reactor, devices
+
+    def test_ports_and_address(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        assert [port.name for port in devices.opened] == [
+            "eth0",
+            "rmbr0",
+            "gre-ip:10.1.0.11",
+            "wlan0",
+        ]
+        assert devices.addresses[0][1] == ipaddress.IPv4Interface("10.1.0.11/24")
+        unit = service.datapath.units[0]
+        assert set(unit.ports) == {"lan", "self", "gre-sc", "radio:wlan0"}
+
+    def test_radio_from_config(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        (radio,) = devices.radios
+        assert radio.kind == "hostapd"
+        assert radio.interface == "wlan0"
+        assert radio.control_path == "/var/run/hostapd/wlan0"
+        assert radio.running
+
+    def test_l3_preset_points_at_controller(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        unit = service.datapath.units[0]
+        (entry,) = unit.bridge.l3.entries()
+        assert entry.network == ipaddress.IPv4Network("10.1.0.0/24")
+        assert entry.positive is False
+        assert entry.port == unit.ports["gre-sc"]
+        assert service.datapath.tunnels() == [("sc", ipaddress.IPv4Address("10.1.0.2"), 1)]
+
+    def test_dials_controller(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        reactor.advance(0)
+        assert [(c[0], c[1]) for c in reactor.tcpClients] == [("10.1.0.2", 7380)]
+        (multicast,) = reactor.multicast
+        assert (multicast.port, multicast.interface) == (3517, "10.1.0.11")
+
+    def test_roamer_first_frame_goes_to_controller(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        gre = devices.port("gre-ip:10.1.0.11")
+        devices.port("wlan0").receive(ROAMER_ARP)
+        assert gre.sent == [(1, ROAMER_ARP)]
+        assert devices.port("eth0").sent == []
+        assert service.stages.counts["roamer-detected"] == 1
+
+    def test_station_connected_logs_stages(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        (radio,) = devices.radios
+        radio.listener.station_connected(ROAMER)
+        assert service.stages.counts["station-connected"] == 1
+        assert ROAMER in service.access_point.stations
+        frame = ROAMER + bytes.fromhex("02bb00000001") + b"\x08\x00" + bytes(46)
+        devices.port("eth0").receive(frame)
+        assert (None, frame) in devices.port("wlan0").sent
+        assert service.stages.counts["first-frame-back"] == 1
+        devices.port("eth0").receive(frame)
+        assert service.stages.counts["first-frame-back"] == 1
+
+    def test_layer2_update_on_lan(self, tmp_path):
+        from roaming.control.actions import SendLayer2Update
+
+        service, reactor, devices = self.start(tmp_path)
+        service.control.run([SendLayer2Update(ROAMER, 0)])
+        assert devices.port("eth0").sent == [(None, build_layer2_update(ROAMER))]
+
+    def test_views_answer(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        devices.port("wlan0").receive(ROAMER_ARP)
+        api = LocalAPIFactory(make_views(service))
+        replies = {
+            name: api.respond(json.dumps({"request": name}).encode())
+            for name in ("status", "fdb", "l3", "tunnels", "peers", "clients", "counters")
+        }
+        assert all(reply["ok"] for reply in replies.values()), replies
+        (fdb_row,) = replies["fdb"]["rows"]
+        assert fdb_row[:5] == [0, "02:aa:00:00:00:01", "10.2.0.50", "wlan0", "gre-sc:10.1.0.2"]
+        assert replies["l3"]["rows"] == [[0, "10.1.0.0/24", "negative", "gre-sc:10.1.0.2"]]
+        status = dict(replies["status"]["rows"])
+        assert status["name"] == "ap1"
+        assert status["controller_up"] is False
+        counters = {(row[0], row[1]): row[2] for row in replies["counters"]["rows"]}
+        assert counters[("roam_stages", "stage=roamer-detected")] == 1
+
+    def test_stop_leaves_multicast(self, tmp_path):
+        service, reactor, devices = self.start(tmp_path)
+        service.stopService()
+        assert not reactor.multicast[0].listening
+        assert all(port.stopped for port in devices.opened)
+        assert not devices.radios[0].running
