@@ -117,7 +117,7 @@ class TestSCService:
     """
 
     def test_start_opens_ports_in_order(self, tmp_path):
-        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service, _reactor, devices = build(sc, example_config(tmp_path, "sc"))
         service.startService()
         assert service.start_failure is None
         assert [port.name for port in devices.opened] == [
@@ -142,7 +142,7 @@ class TestSCService:
         assert ports["gre-ap"]["aggregation"] is True
 
     def test_listens_for_control_roamctl_metrics(self, tmp_path):
-        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service, reactor, _devices = build(sc, example_config(tmp_path, "sc"))
         service.startService()
         (ssl_port,) = reactor.sslServers
         assert ssl_port[0] == 7380
@@ -154,14 +154,14 @@ class TestSCService:
         assert (tcp[0], tcp[3]) == (9380, "127.0.0.1")
 
     def test_primary_does_not_dial(self, tmp_path):
-        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service, reactor, _devices = build(sc, example_config(tmp_path, "sc"))
         service.startService()
         assert service.controller.is_primary
         assert reactor.tcpClients == []
 
     def test_secondary_dials_primary(self, tmp_path):
         path = example_config(tmp_path, "sc", **{'primary = "10.1.0.2"': 'primary = "10.2.0.2"'})
-        service, reactor, devices = build(sc, path)
+        service, reactor, _devices = build(sc, path)
         service.startService()
         assert not service.controller.is_primary
         reactor.advance(0)
@@ -170,7 +170,7 @@ class TestSCService:
         assert ipaddress.IPv4Address("10.2.0.2") in service.control.peers
 
     def test_stop_closes_everything(self, tmp_path):
-        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service, _reactor, devices = build(sc, example_config(tmp_path, "sc"))
         service.startService()
         service.stopService()
         assert all(port.stopped for port in devices.opened)
@@ -187,7 +187,7 @@ class TestSCService:
 
     def test_database_survives_restart(self, tmp_path):
         path = example_config(tmp_path, "sc")
-        service, reactor, devices = build(sc, path)
+        service, _reactor, _devices = build(sc, path)
         service.startService()
         from roaming.control.clientdb import ClientRecord
 
@@ -211,7 +211,7 @@ class TestAPService:
         return service, reactor, devices
 
     def test_ports_and_address(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        service, _reactor, devices = self.start(tmp_path)
         assert [port.name for port in devices.opened] == [
             "eth0",
             "rmbr0",
@@ -223,7 +223,7 @@ class TestAPService:
         assert set(unit.ports) == {"lan", "self", "gre-sc", "radio:wlan0"}
 
     def test_radio_from_config(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        _service, _reactor, devices = self.start(tmp_path)
         (radio,) = devices.radios
         assert radio.kind == "hostapd"
         assert radio.interface == "wlan0"
@@ -231,7 +231,7 @@ class TestAPService:
         assert radio.running
 
     def test_l3_preset_points_at_controller(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        service, _reactor, _devices = self.start(tmp_path)
         unit = service.datapath.units[0]
         (entry,) = unit.bridge.l3.entries()
         assert entry.network == ipaddress.IPv4Network("10.1.0.0/24")
@@ -240,14 +240,14 @@ class TestAPService:
         assert service.datapath.tunnels() == [("sc", ipaddress.IPv4Address("10.1.0.2"), 1)]
 
     def test_dials_controller(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        _service, reactor, _devices = self.start(tmp_path)
         reactor.advance(0)
         assert [(c[0], c[1]) for c in reactor.tcpClients] == [("10.1.0.2", 7380)]
         (multicast,) = reactor.multicast
         assert (multicast.port, multicast.interface) == (3517, "10.1.0.11")
 
     def test_roamer_first_frame_goes_to_controller(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        service, _reactor, devices = self.start(tmp_path)
         gre = devices.port("gre-ip:10.1.0.11")
         devices.port("wlan0").receive(ROAMER_ARP)
         assert gre.sent == [(1, ROAMER_ARP)]
@@ -255,7 +255,7 @@ class TestAPService:
         assert service.stages.counts["roamer-detected"] == 1
 
     def test_station_connected_logs_stages(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        service, _reactor, devices = self.start(tmp_path)
         (radio,) = devices.radios
         radio.listener.station_connected(ROAMER)
         assert service.stages.counts["station-connected"] == 1
@@ -270,12 +270,12 @@ class TestAPService:
     def test_layer2_update_on_lan(self, tmp_path):
         from roaming.control.actions import SendLayer2Update
 
-        service, reactor, devices = self.start(tmp_path)
+        service, _reactor, devices = self.start(tmp_path)
         service.control.run([SendLayer2Update(ROAMER, 0)])
         assert devices.port("eth0").sent == [(None, build_layer2_update(ROAMER))]
 
     def test_views_answer(self, tmp_path):
-        service, reactor, devices = self.start(tmp_path)
+        service, _reactor, devices = self.start(tmp_path)
         devices.port("wlan0").receive(ROAMER_ARP)
         api = LocalAPIFactory(make_views(service))
         replies = {
