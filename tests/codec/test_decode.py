@@ -30,7 +30,13 @@ from scapy.layers.igmp import IGMP, IGMPv3_MR, IGMPv3_MR_Group
 from roaming.codec.arp import ArpOperation
 from roaming.codec.decode import DecodedFrame, decode_frame
 from roaming.codec.dhcp import DhcpMessage, DhcpMessageType, DhcpOption, build_dhcp
-from roaming.codec.ethernet import MAX_FRAME_LENGTH, EthernetFrame, EtherType, build_ethernet
+from roaming.codec.ethernet import (
+    MAX_FRAME_LENGTH,
+    EthernetFrame,
+    EtherType,
+    VlanTag,
+    build_ethernet,
+)
 from roaming.codec.igmp import IgmpType
 from roaming.codec.ipv4 import Ipv4Packet, build_ipv4
 from roaming.codec.ipv6 import NdpType
