@@ -431,6 +431,10 @@ class GreEndpoint:
         self.counters["frames-encapsulated"] += 1
 
         if not self._raw:
+            # RFC 6040 section 4.1 compatibility mode: the outer ECN field is
+            # Not-ECT, because the UDP socket does not report the outer TOS
+            # to decapsulate, which therefore cannot pass a CE mark inwards.
+            tos &= 0xFC
             return Outgoing(tunnel.remote, (gre + frame,), tos, flow_source_port(frame))
         identification = self._identification
         self._identification = (identification + 1) & 0xFFFF

@@ -694,3 +694,16 @@ def test_icmp_rate_invalid(rate, burst):
     """
     with pytest.raises(ValueError, match="ICMP rate"):
         GreEndpoint(LOCAL, icmp_rate=rate, icmp_burst=burst)
+
+
+def test_udp_outer_ecn_not_ect():
+    """
+    Over GRE-in-UDP the DSCP is copied but the outer ECN field is Not-ECT
+    (RFC 6040 compatibility mode), because the far end cannot see the
+    outer header to pass a CE mark on.
+    """
+    local, _ = endpoint_pair(Transport.GRE_IN_UDP)
+
+    outgoing = local.encapsulate(7, udp_frame(100, tos=0xB9), 0.0)
+
+    assert outgoing.tos == 0xB8
