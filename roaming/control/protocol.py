@@ -313,15 +313,13 @@ class ControlProtocol(amp.AMP):
         """
         Close the connection cleanly (TLS close_notify, then TCP FIN).
         """
-        # The TLS transport delays closing until its producer unregisters.
         if self.transport is not None:
-            self.transport.unregisterProducer()
             self.transport.loseConnection()
 
+    def makeConnection(self, transport) -> None:
+        amp.AMP.makeConnection(self, _UnregisteringTransport(transport))
+
     def sendBox(self, box: amp.AmpBox) -> None:
-        if isinstance(box, amp.QuitBox) and self.transport is not None:
-            # AMP closes the connection right after a fatal error answer.
-            self.transport.unregisterProducer()
         if self._paused and self._handshake_done:
             self._writes_while_paused += 1
             if self._writes_while_paused > self.node.settings.max_queued:
@@ -663,6 +661,24 @@ class ControlProtocol(amp.AMP):
 
     def _keepalive_answered(self, result: Any) -> None:
         self._keepalive_pending = False
+
+
+class _UnregisteringTransport:
+    """
+    A transport proxy whose C{loseConnection} first unregisters the
+    producer, because the TLS transport otherwise waits for the producer to
+    unregister before it closes. Everything else goes to the transport.
+    """
+
+    def __init__(self, transport) -> None:
+        self._transport = transport
+
+    def loseConnection(self) -> None:
+        self._transport.unregisterProducer()
+        self._transport.loseConnection()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _error_code(error: RemoteControlError) -> bytes:

@@ -25,6 +25,7 @@ exponential backoff.
 from __future__ import annotations
 
 import collections
+import datetime
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 from typing import Any
@@ -41,7 +42,13 @@ from roaming.control.actions import Action, ConnectPeer, Send
 from roaming.control.commands import NodeRole
 from roaming.control.messages import Message
 from roaming.control.protocol import ConnectionCounters, ConnectionSettings, ControlProtocol
-from roaming.control.tls import ClientTLS, NodeCredentials, ServerTLS, client_endpoint
+from roaming.control.tls import (
+    ClientTLS,
+    NodeCredentials,
+    ServerTLS,
+    client_endpoint,
+    load_credentials,
+)
 
 __all__ = [
     "CONTROL_PORT",
@@ -386,6 +393,9 @@ class ControlService(MultiService):
     @param bind_address: the local address of outgoing connections.
     @param initial_delay: first reconnection delay in seconds.
     @param max_delay: maximum reconnection delay in seconds.
+    @param retry_policy: the delay before reconnection attempt N; replaces
+        the default exponential backoff with jitter built from
+        C{initial_delay} and C{max_delay}.
     """
 
     log = Logger(namespace="roaming.control.service")
@@ -403,6 +413,7 @@ class ControlService(MultiService):
         bind_address: str | None = None,
         initial_delay: float = 1.0,
         max_delay: float = 30.0,
+        retry_policy: Callable[[int], float] | None = None,
     ) -> None:
         super().__init__()
         self.node = node
@@ -413,10 +424,35 @@ class ControlService(MultiService):
         self.bind_address = bind_address
         self._listen_endpoint = listen_endpoint
         self._endpoint_for = endpoint_for if endpoint_for is not None else self._tls_endpoint
-        self._retry_policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay)
+        if retry_policy is None:
+            retry_policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay)
+        self._retry_policy = retry_policy
         self._listening = None
         self.clients: dict[IPv4Address, ClientService] = {}
         node.connect_peer = self.connect
+
+    @classmethod
+    def from_files(
+        cls,
+        node: ControlNode,
+        certificate: str,
+        key: str,
+        ca: str,
+        *,
+        now: datetime.datetime | None = None,
+        **options: Any,
+    ) -> ControlService:
+        """
+        Build the service from credential files, checked first.
+
+        @raise CredentialsError: naming the file, if a file is missing or
+            unusable; a daemon should exit with this message rather than
+            run without verified TLS.
+        """
+        if now is None:
+            now = datetime.datetime.now(datetime.UTC)
+        credentials = load_credentials(certificate, key, ca, now=now)
+        return cls(node, credentials, **options)
 
     def _tls_endpoint(self, peer: IPv4Address):
         client_tls = ClientTLS(self.credentials, str(peer))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 import attrs
+from twisted.application.internet import backoffPolicy
 from twisted.internet.address import IPv4Address as TwistedIPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
@@ -168,7 +169,7 @@ class MemoryNetwork:
 
         service = ControlService(
             node, credentials, reactor=None, endpoint_for=endpoint_for,
-            listen_endpoint=None, initial_delay=1.0, max_delay=8.0,
+            listen_endpoint=None, retry_policy=backoffPolicy(1.0, 8.0, jitter=lambda: 0.0),
         )  # fmt: skip
         if listen:
             self.listeners[address] = (service.server_tls, node.server_factory())
@@ -215,6 +216,23 @@ class MemoryNetwork:
             self.clock.advance(delta)
             self.flush()
             remaining -= delta
+
+    def received_types(self, address: str) -> list[tuple[str, str]]:
+        """
+        Return (sender, message class name) for every message a node's role
+        object received.
+        """
+        received = self.nodes[ip(address)].received
+        return [(str(peer), type(message).__name__) for peer, message in received]
+
+    def drop_connections(self, source: str, peer: str) -> None:
+        """
+        Abort every open connection between C{source} and C{peer}.
+        """
+        for client_ip, server_ip, client_transport, _, _ in self.connections:
+            if (client_ip, server_ip) == (ip(source), ip(peer)):
+                client_transport.abortConnection()
+        self.flush()
 
     def silence(self, source: str, peer: str, side: str) -> None:
         """
