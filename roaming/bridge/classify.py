@@ -67,24 +67,29 @@ DHCP_REQUEST = int(DhcpMessageType.REQUEST)
 _ETHERTYPE = struct.Struct("!H")
 _TAG = struct.Struct("!HH")
 
+# Pad bytes ("x") skip the fields the bridge does not use, so each unpack
+# builds only the values it needs.
+
 # ARP for Ethernet and IPv4 (RFC 826): hardware type, protocol type, hardware
-# and protocol address lengths, opcode, sender MAC and IP, target MAC and IP.
-_ARP = struct.Struct("!HHBBH6sI6sI")
-_ARP_HEAD = struct.Struct("!HHBBH")
+# and protocol address lengths, then (after opcode and sender MAC) the sender
+# IP; the target addresses follow, 28 bytes in all.
+_ARP = struct.Struct("!HHBB2x6xI10x")
+_ARP_HEAD = struct.Struct("!HHBB2x")
 _ARP_HARDWARE_TYPES = frozenset({1, 6})  # Ethernet, IEEE 802 (RFC 5494)
 
-# IPv4 header without options (RFC 791 section 3.1).
-_IPV4 = struct.Struct("!BBHHHBBHII")
+# IPv4 header without options (RFC 791 section 3.1): version and IHL, total
+# length, flags and fragment offset, protocol, source address.
+_IPV4 = struct.Struct("!Bx H 2x H x B 2x I 4x")
 _IPPROTO_UDP = 17
 _FRAGMENT_OFFSET_MASK = 0x1FFF
 
-_UDP = struct.Struct("!HHHH")
+# UDP header (RFC 768): source port, destination port, length.
+_UDP = struct.Struct("!HHH2x")
 _BOOTPS = 67
 _BOOTPC = 68
 
-# BOOTP fixed fields up to giaddr (RFC 2131 section 2): op, htype, hlen, hops,
-# xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr.
-_BOOTP = struct.Struct("!BBBBIHHIIII")
+# BOOTP fixed fields (RFC 2131 section 2): op, then ciaddr at offset 12.
+_BOOTP = struct.Struct("!B11xI")
 _BOOTREQUEST = 1
 _SNAME = (44, 108)
 _FILE = (108, 236)
@@ -142,13 +147,11 @@ def _arp_sender(frame: bytes, offset: int) -> int:
     """
     available = len(frame) - offset
     if available >= _ARP.size:
-        hardware, protocol, hardware_length, protocol_length, _, _, sender, _, _ = _ARP.unpack_from(
+        hardware, protocol, hardware_length, protocol_length, sender = _ARP.unpack_from(
             frame, offset
         )
     elif available >= _ARP_HEAD.size:
-        hardware, protocol, hardware_length, protocol_length, _ = _ARP_HEAD.unpack_from(
-            frame, offset
-        )
+        hardware, protocol, hardware_length, protocol_length = _ARP_HEAD.unpack_from(frame, offset)
         sender = None
     else:
         raise DecodeError("arp", f"ARP header is {available} bytes, shorter than 8")
@@ -173,9 +176,7 @@ def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int]:
     available = len(frame) - offset
     if available < _IPV4.size:
         raise DecodeError("ipv4", f"header is {available} bytes, shorter than 20")
-    version_ihl, _, total_length, _, fragment, _, protocol, _, source, _ = _IPV4.unpack_from(
-        frame, offset
-    )
+    version_ihl, total_length, fragment, protocol, source = _IPV4.unpack_from(frame, offset)
     header_length = (version_ihl & 0x0F) * 4
     if version_ihl >> 4 != 4:
         raise DecodeError("ipv4", f"version is {version_ihl >> 4}, expected 4")
@@ -196,7 +197,7 @@ def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int]:
     end = offset + total_length
     if end - udp < _UDP.size:
         raise DecodeError("udp", f"header is {end - udp} bytes, shorter than 8")
-    source_port, destination_port, udp_length, _ = _UDP.unpack_from(frame, udp)
+    source_port, destination_port, udp_length = _UDP.unpack_from(frame, udp)
     if source_port != _BOOTPC or destination_port != _BOOTPS:
         return (ETHERTYPE_IPV4, source, 0, 0)
     # RFC 768: the length covers header and data.  A first fragment (More
@@ -217,7 +218,7 @@ def _classify_dhcp(frame: bytes, start: int, end: int) -> tuple[int, int]:
     """
     if end - start < _OPTIONS_OFFSET:
         raise DecodeError("dhcp", f"message is {end - start} bytes, shorter than 240")
-    op, _, _, _, _, _, _, ciaddr, _, _, _ = _BOOTP.unpack_from(frame, start)
+    op, ciaddr = _BOOTP.unpack_from(frame, start)
     if op != _BOOTREQUEST:
         return (0, 0)
     cookie = start + _COOKIE_OFFSET
