@@ -134,9 +134,12 @@ class Network:
 
     def add_sc(self, addr: str, *subnets: str, **options) -> ServiceController:
         sc_address = address(addr)
+        database = options.pop("database", None)
+        if database is None:
+            database = ClientDatabase(":memory:")
         controller = ServiceController(
             sc_address,
-            ClientDatabase(":memory:"),
+            database,
             primary=self.primary,
             subnets=[network(subnet) for subnet in subnets],
             **options,
@@ -148,6 +151,29 @@ class Network:
         else:
             self.run(sc_address, controller.peer_connected(self.primary, self.now))
             self.run(self.primary, self.nodes[self.primary].peer_connected(sc_address, self.now))
+        return controller
+
+    def restart_sc(self, addr: str, database: ClientDatabase) -> ServiceController:
+        """
+        Replace the SC at C{addr} by a new one on C{database}, as after a
+        daemon restart: it registers again and its APs reconnect.
+        """
+        sc_address = address(addr)
+        old = self.sc(addr)
+        aps = [node for node, role in self.nodes.items() if isinstance(role, AccessPoint)]
+        aps = [ap for ap in aps if self.nodes[ap].controller == sc_address]
+        self.run(self.primary, self.nodes[self.primary].peer_lost(sc_address, self.now))
+        for ap in aps:
+            self.run(ap, self.nodes[ap].controller_lost(self.now))
+        del old
+
+        controller = ServiceController(sc_address, database, primary=self.primary)
+        self.nodes[sc_address] = controller
+        self.run(sc_address, controller.peer_connected(self.primary, self.now))
+        self.run(self.primary, self.nodes[self.primary].peer_connected(sc_address, self.now))
+        for ap in aps:
+            self.run(sc_address, controller.peer_connected(ap, self.now))
+            self.run(ap, self.nodes[ap].controller_connected(self.now))
         return controller
 
     def add_ap(self, addr: str, sc: str, *subnets: str) -> AccessPoint:

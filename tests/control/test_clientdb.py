@@ -1,0 +1,289 @@
+"""
+Tests for the client database and the subnet table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+from test_core_support import Network
+
+from roaming.control.clientdb import (
+    SCHEMA_VERSION,
+    ClientDatabase,
+    ClientRecord,
+    DatabaseFullError,
+    DatabaseVersionError,
+    SubnetTable,
+    Traveler,
+    Visitor,
+)
+from roaming.control.messages import MscDeleteVisitor
+
+MAC1, MAC2, MAC3 = (bytes([2, 0, 0, 0, 0, n]) for n in (1, 2, 3))
+AP1, AP2 = IPv4Address("10.1.0.11"), IPv4Address("10.2.0.21")
+SC1, SC2 = IPv4Address("10.255.0.1"), IPv4Address("10.255.0.2")
+
+
+def full_record(mac: bytes = MAC1, updated: float = 1.0) -> ClientRecord:
+    return ClientRecord(
+        mac,
+        ip=IPv4Address("10.1.0.100"),
+        prefix=24,
+        vap_id=3,
+        vlan_id=100,
+        current_ap=AP2,
+        last_visited_ap=AP2,
+        home_ap=AP1,
+        home_sc=SC1,
+        pmk_cache=b"\x01" * 48,
+        updated=updated,
+    )
+
+
+@pytest.fixture
+def path(tmp_path) -> str:
+    return str(tmp_path / "clients.sqlite")
+
+
+def test_put_get_every_field() -> None:
+    """
+    A stored client comes back with every field.
+    """
+    db = ClientDatabase()
+    db.put(full_record())
+    assert db.get(MAC1) == full_record()
+    assert db.get(MAC2) is None
+    assert len(db) == 1
+
+
+def test_restart_keeps_clients(path: str) -> None:
+    """
+    Closing and reopening the file keeps clients, travelers and visitors.
+    """
+    db = ClientDatabase(path)
+    db.put(full_record())
+    db.put(ClientRecord(MAC2))
+    db.put_traveler(Traveler(MAC1, SC2, AP1, 5.0))
+    db.put_traveler(Traveler(MAC3, SC1, None, 6.0))
+    db.put_visitor(Visitor(MAC2, AP2, SC1, 7.0))
+    db.close()
+
+    reopened = ClientDatabase(path)
+
+    assert reopened.get(MAC1) == full_record()
+    assert reopened.get(MAC2) == ClientRecord(MAC2)
+    assert sorted(reopened.travelers(), key=lambda t: t.mac) == [
+        Traveler(MAC1, SC2, AP1, 5.0),
+        Traveler(MAC3, SC1, None, 6.0),
+    ]
+    assert reopened.visitors() == [Visitor(MAC2, AP2, SC1, 7.0)]
+
+
+def test_restart_after_delete(path: str) -> None:
+    """
+    Deletions are persisted too.
+    """
+    db = ClientDatabase(path)
+    db.put(full_record())
+    db.put_traveler(Traveler(MAC1, SC2, AP1))
+    db.put_visitor(Visitor(MAC1, AP2, SC1))
+    db.delete(MAC1)
+    assert db.delete_traveler(MAC1) == Traveler(MAC1, SC2, AP1)
+    assert db.delete_visitor(MAC1) == Visitor(MAC1, AP2, SC1)
+    assert db.delete_traveler(MAC1) is None
+    db.close()
+
+    reopened = ClientDatabase(path)
+    assert len(reopened) == 0
+    assert reopened.travelers() == []
+    assert reopened.visitors() == []
+
+
+def test_schema_version_recorded(path: str) -> None:
+    """
+    The schema version is SQLite's user_version.
+    """
+    ClientDatabase(path).close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    connection.close()
+
+
+def test_unknown_schema_version(path: str) -> None:
+    """
+    A file from another schema version is rejected with its path and
+    version in the message.
+    """
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+
+    with pytest.raises(DatabaseVersionError) as raised:
+        ClientDatabase(path)
+    assert path in str(raised.value)
+    assert "99" in str(raised.value)
+
+
+def test_eviction_skips_roaming_clients() -> None:
+    """
+    A full client table evicts the least recently updated client that is
+    neither a traveler nor a visitor.
+    """
+    db = ClientDatabase(max_clients=2)
+    db.put(full_record(MAC1, updated=1.0))
+    db.put(full_record(MAC2, updated=2.0))
+    db.put_traveler(Traveler(MAC1, SC2, AP1))
+
+    db.put(full_record(MAC3, updated=3.0))
+
+    assert db.get(MAC1) is not None
+    assert db.get(MAC2) is None
+    assert db.get(MAC3) is not None
+
+
+def test_eviction_impossible() -> None:
+    """
+    A table full of travelers raises instead of dropping one.
+    """
+    db = ClientDatabase(max_clients=1)
+    db.put(full_record(MAC1))
+    db.put_traveler(Traveler(MAC1, SC2, AP1))
+    with pytest.raises(DatabaseFullError, match="max_clients"):
+        db.put(full_record(MAC2))
+    assert db.get(MAC2) is None
+
+
+def test_replace_does_not_evict() -> None:
+    """
+    Replacing a stored client never evicts another.
+    """
+    db = ClientDatabase(max_clients=1)
+    db.put(full_record(MAC1, updated=1.0))
+    db.put(full_record(MAC1, updated=2.0))
+    assert db.get(MAC1).updated == 2.0
+
+
+def test_traveler_and_visitor_bounds() -> None:
+    """
+    The traveler and visitor tables each hold at most max_clients rows.
+    """
+    db = ClientDatabase(max_clients=1)
+    db.put_traveler(Traveler(MAC1, SC2, AP1))
+    db.put_visitor(Visitor(MAC1, AP2, SC1))
+    db.put_traveler(Traveler(MAC1, SC1, AP1))
+    with pytest.raises(DatabaseFullError, match="travelers"):
+        db.put_traveler(Traveler(MAC2, SC2, AP1))
+    with pytest.raises(DatabaseFullError, match="visitors"):
+        db.put_visitor(Visitor(MAC2, AP2, SC1))
+
+
+def test_failed_write_leaves_memory_unchanged(path: str) -> None:
+    """
+    A write that SQLite rejects changes neither the file nor the cached
+    rows.
+    """
+    db = ClientDatabase(path)
+    db.put(full_record(MAC1))
+    db._connection.execute(
+        "CREATE TRIGGER deny BEFORE INSERT ON client BEGIN SELECT RAISE(ABORT, 'denied'); END"
+    )
+
+    with pytest.raises(sqlite3.IntegrityError):
+        db.put(full_record(MAC2))
+
+    assert db.get(MAC2) is None
+    db.close()
+    assert ClientDatabase(path).get(MAC2) is None
+
+
+def test_max_clients_must_be_positive() -> None:
+    """
+    A database without room for one client is a configuration error.
+    """
+    with pytest.raises(ValueError, match="max_clients"):
+        ClientDatabase(max_clients=0)
+
+
+def test_sc_restart_keeps_roam(path: str) -> None:
+    """
+    A home SC restarted on the same file still knows its traveler, and
+    ends the visit when the client comes home.
+    """
+    net = Network(primary="10.255.0.1")
+    net.add_sc("10.255.0.1")
+    net.add_sc("10.255.0.2", database=ClientDatabase(path))
+    net.add_ap("10.2.0.21", "10.255.0.2", "10.2.0.0/24")
+    net.add_ap("10.1.0.11", "10.255.0.1", "10.1.0.0/24")
+    client_ip = IPv4Address("10.2.0.100")
+    net.event("10.2.0.21", "station_associated", MAC1)
+    net.event("10.2.0.21", "client_ip_seen", MAC1, client_ip, prefix=24)
+    net.event("10.1.0.11", "station_associated", MAC1)
+    traveler = net.sc("10.255.0.2").db.get_traveler(MAC1)
+    assert traveler.foreign_sc == SC1
+    net.sc("10.255.0.2").db.close()
+
+    restarted = net.restart_sc("10.255.0.2", ClientDatabase(path))
+
+    assert restarted.db.get_traveler(MAC1) == traveler
+    assert restarted.db.get(MAC1).home_ap == AP2
+    assert restarted.db.get(MAC1).ip == client_ip
+    net.take_log()
+    net.event("10.2.0.21", "station_associated", MAC1)
+    assert ("10.255.0.2", "10.255.0.1", MscDeleteVisitor(MAC1)) in net.take_log()
+    assert restarted.db.travelers() == []
+    assert net.sc("10.255.0.1").db.visitors() == []
+
+
+# Subnet table.
+
+
+def test_subnet_table_narrowest_match() -> None:
+    """
+    The narrowest subnet containing an address decides its home, and the
+    lowest address among that subnet's nodes is the home node.
+    """
+    table = SubnetTable()
+    table.set(SC2, [IPv4Network("10.0.0.0/8")])
+    table.set(IPv4Address("10.255.0.9"), [IPv4Network("10.1.0.0/24")])
+    table.set(IPv4Address("10.255.0.5"), [IPv4Network("10.1.0.0/24")])
+
+    assert table.home_for(IPv4Address("10.1.0.7")) == IPv4Address("10.255.0.5")
+    assert table.nodes_for(IPv4Address("10.1.0.7")) == [
+        IPv4Address("10.255.0.5"),
+        IPv4Address("10.255.0.9"),
+    ]
+    assert table.home_for(IPv4Address("10.9.0.7")) == SC2
+    assert table.home_for(IPv4Address("192.0.2.1")) is None
+
+
+def test_subnet_table_replace_and_remove() -> None:
+    """
+    Setting a node's subnets replaces the old ones, and removing the node
+    forgets them.
+    """
+    table = SubnetTable()
+    table.set(SC1, [IPv4Network("10.1.0.0/24")])
+    table.set(SC1, [IPv4Network("10.2.0.0/24")])
+    assert table.home_for(IPv4Address("10.1.0.1")) is None
+    assert table.serves(SC1, IPv4Address("10.2.0.1"))
+
+    assert table.remove(SC1) == (IPv4Network("10.2.0.0/24"),)
+    assert table.subnets() == []
+    assert table.home_for(IPv4Address("10.2.0.1")) is None
+    assert table.remove(SC1) == ()
+
+
+def test_subnet_table_bound() -> None:
+    """
+    The table holds at most max_entries (node, subnet) pairs.
+    """
+    table = SubnetTable(max_entries=2)
+    table.set(SC1, [IPv4Network("10.1.0.0/24"), IPv4Network("10.2.0.0/24")])
+    with pytest.raises(DatabaseFullError, match="full"):
+        table.set(SC2, [IPv4Network("10.3.0.0/24")])
+    table.set(SC1, [IPv4Network("10.3.0.0/24")])
+    table.set(SC2, [IPv4Network("10.4.0.0/24")])
+    assert table.nodes() == [SC1, SC2]
