@@ -84,7 +84,9 @@ class ConnectPeer(Action):
     Open a control connection to another SC, and keep it open.
 
     Of two SCs, the one with the lower address opens the connection, so
-    each pair has exactly one.
+    each pair has exactly one. No SC is asked to connect to the primary or
+    from it this way, because every SC's registration connection already
+    links it with the primary.
     """
 
     peer: IPv4Address

@@ -142,6 +142,8 @@ class AccessPoint:
         actions: list[Action] = [
             Send(sc, ApRegister(self.address, self.subnets, self.vlans)),
             TunnelUp(sc),
+            # LAN floods go to the SC only while this AP tunnels a traveler.
+            SetFloodToPeer(sc, bool(self.travelers)),
         ]
         actions.extend(AddL3Entry(subnet, sc, L3Match.NEGATIVE) for subnet in self.subnets)
         actions.extend(Send(sc, self._iapp_add(station)) for station in self.stations.values())

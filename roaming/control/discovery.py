@@ -15,7 +15,9 @@ registry stores it, announces the new SC to every other registered SC
 registration each SC knows all others, and the data plane follows: the
 client brings a tunnel up towards each announced peer at once (the peer does
 the same from its side), so tunnels exist before any client roams, and adds
-a positive L3 knowledge entry for each peer subnet. Where several SCs serve
+a positive L3 knowledge entry for each peer subnet. Control messages between
+two SCs travel over the connection to the primary when one of them is the
+primary, and otherwise over a connection opened by the lower address. Where several SCs serve
 one subnet, only the one with the lowest address gets the entry: that SC is
 the home SC of the subnet's clients. A subnet whose home SC is this SC gets
 no entry, because an SC never tunnels to itself.
@@ -434,7 +436,9 @@ class DiscoveryClient:
         actions: list[Action] = []
         if not known:
             actions.append(TunnelUp(sc))
-            if self.address < sc:
+            # The registration connection already links every SC with the
+            # primary; between two other SCs the lower address connects.
+            if self.primary not in (self.address, sc) and self.address < sc:
                 actions.append(ConnectPeer(sc))
         actions.extend(self._apply(before))
         return actions

@@ -321,8 +321,8 @@ class ScAnnounce(Message):
 
     The receiver records the peer, brings a tunnel up towards it, adds a
     positive L3 knowledge entry for each of its subnets pointing at that
-    tunnel and, if its own address is the lower of the two, opens the
-    control connection to it. An announcement for a known peer with other
+    tunnel and, if its own address is the lower of the two and neither is
+    the primary, opens the control connection to it. An announcement for a known peer with other
     subnets replaces the peer's L3 entries.
     """
 

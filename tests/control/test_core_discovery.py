@@ -252,8 +252,9 @@ def test_client_registers_on_connection() -> None:
 
 def test_client_announce_brings_peer_up() -> None:
     """
-    An announced peer gets a tunnel and a positive L3 entry per subnet; the
-    lower address of the pair opens the control connection.
+    An announced peer gets a tunnel and a positive L3 entry per subnet. The
+    lower address of a pair opens the control connection, unless one of
+    them is the primary.
     """
     client = client_in(ClientState.REGISTERED)
 
@@ -265,6 +266,7 @@ def test_client_announce_brings_peer_up() -> None:
         ConnectPeer(SC3),
         AddL3Entry(NET_C, SC3, L3Match.POSITIVE),
     ]
+    # The primary is lower still, but the registration connection is there.
     assert lower == [TunnelUp(PRIMARY), AddL3Entry(NET_A, PRIMARY, L3Match.POSITIVE)]
     assert client.peers() == [PRIMARY, SC3]
 
@@ -419,8 +421,10 @@ def test_tunnels_from_both_sides() -> None:
         NET_A: (PRIMARY, "positive"),
         NET_B: (SC2, "positive"),
     }
-    assert net.bridge(str(PRIMARY)).connects == [SC2, SC3]
+    # SC2 and SC3 reach the primary over their registration connections.
+    assert net.bridge(str(PRIMARY)).connects == []
     assert net.bridge(str(SC2)).connects == [SC3]
+    assert net.bridge(str(SC3)).connects == []
 
 
 def test_lost_sc_withdrawn_everywhere() -> None:
