@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.control.test_core_scenarios -*-
 """
-What the control plane's role objects ask the daemon to do.
+Actions that the control plane's role objects return for the daemon to carry out.
 
 The role objects (L{roaming.control.sc}, L{roaming.control.ap},
 L{roaming.control.discovery}) never touch a socket or a bridge. Every input
@@ -45,7 +45,7 @@ __all__ = [
 
 class L3Match(enum.Enum):
     """
-    How a bridge L3 knowledge entry matches a frame's source IP address.
+    Match rule of a bridge L3 knowledge entry for a frame's source IP address.
     """
 
     #: Frames whose source address lies inside the subnet go to the peer

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.control.test_clientdb -*-
 """
-The client database: what an SC or AP knows about each wireless client, its
+The client database: what an SC or AP has stored about each wireless client, its
 traveler and visitor lists, and the subnet tables that decide a client's
 home.
 
@@ -110,7 +110,7 @@ def _to_address(value: int | None) -> IPv4Address | None:
 @attrs.frozen
 class ClientRecord:
     """
-    A wireless client as one node knows it.
+    A wireless client as one node has recorded it.
     """
 
     mac: bytes
@@ -294,7 +294,7 @@ class ClientDatabase:
         ).fetchone()
         if row is None:
             raise DatabaseFullError(
-                f"client database {self.path} holds {self.max_clients} clients, all"
+                f"client database {self.path} is full with {self.max_clients} clients, all"
                 " travelers or visitors; raise max_clients"
             )
         connection.execute("DELETE FROM client WHERE mac = ?", row)
@@ -402,7 +402,8 @@ class ClientDatabase:
     def _check_room(self, table: dict, mac: bytes, name: str) -> None:
         if mac not in table and len(table) >= self.max_clients:
             raise DatabaseFullError(
-                f"client database {self.path} holds {self.max_clients} {name}s; raise max_clients"
+                f"client database {self.path} is full with {self.max_clients} {name}s;"
+                " raise max_clients"
             )
 
 

@@ -12,7 +12,7 @@ When an SC's control connection to the primary comes up, the SC sends an
 L{ScRegister} with its address and the subnets of the APs it controls. The
 registry stores it, announces the new SC to every other registered SC
 (L{ScAnnounce}), and announces every other SC to the newcomer. So after
-registration each SC knows all others, and the data plane follows: the
+registration each SC has learned all others, and the data plane follows: the
 client brings a tunnel up towards each announced peer at once (the peer does
 the same from its side), so tunnels exist before any client roams, and adds
 a positive L3 knowledge entry for each peer subnet. Control messages between
@@ -182,7 +182,8 @@ class PrimaryRegistry:
             )
         if peer not in self._subnets and len(self._subnets) >= self.max_controllers:
             raise DatabaseFullError(
-                f"discovery registry holds {self.max_controllers} SCs; SC {peer} was not registered"
+                f"discovery registry is full with {self.max_controllers} SCs; SC {peer}"
+                " was not registered: raise max_controllers"
             )
         # A new or stale SC is announced even when its subnets are unchanged,
         # because the others wait in their own round for its announcement.
@@ -428,7 +429,8 @@ class DiscoveryClient:
         known = sc in self.table.nodes()
         if not known and len(self.table.nodes()) >= self.max_controllers:
             raise DatabaseFullError(
-                f"SC {self.address} knows {self.max_controllers} peers; SC {sc} was not added"
+                f"SC {self.address} is full with {self.max_controllers} SCs; SC {sc} was"
+                " not added: raise max_controllers"
             )
         self._stale.discard(sc)
         before = self._snapshot()

@@ -153,7 +153,7 @@ def test_registry_bound() -> None:
     """
     registry = PrimaryRegistry(PRIMARY, max_controllers=1)
     registry.register(PRIMARY, ScRegister(PRIMARY, [NET_A]), 0.0)
-    with pytest.raises(DatabaseFullError, match="holds 1 SCs"):
+    with pytest.raises(DatabaseFullError, match="full with 1 SCs"):
         registry.register(SC2, ScRegister(SC2, [NET_B]), 0.0)
 
 
