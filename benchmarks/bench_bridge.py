@@ -9,7 +9,7 @@ one run so the ratios hold on a noisy machine.
 Run from the repository root::
 
     python benchmarks/bench_bridge.py
-    python benchmarks/bridge.py --profile     # add a cProfile of the mix
+    python benchmarks/bench_bridge.py --profile     # add a cProfile of the mix
 
 Each figure is the best of C{--repeat} runs, because on a shared machine
 the best run is the one least disturbed by other work.  Times include the
@@ -129,7 +129,7 @@ def dpkt_parse(frame: bytes) -> object:
 
 
 def scapy_parse(frame: bytes) -> object:
-    """Dissect every layer scapy knows, which scapy does on construction."""
+    """Dissect every layer that scapy has a dissector for, as scapy does on construction."""
     return Ether(frame)
 
 

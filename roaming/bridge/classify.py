@@ -201,7 +201,7 @@ def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int]:
     if source_port != _BOOTPC or destination_port != _BOOTPS:
         return (ETHERTYPE_IPV4, source, 0, 0)
     # RFC 768: the length covers header and data.  A first fragment (More
-    # Fragments set) may hold less than the UDP length says.
+    # Fragments set) may contain less than the UDP length states.
     if udp_length < _UDP.size:
         raise DecodeError("udp", f"length field is {udp_length}, less than 8")
     end = min(end, udp + udp_length)
@@ -267,7 +267,7 @@ def _scan_options(frame: bytes, position: int, end: int) -> tuple[int, int]:
                 raise DecodeError("dhcp", f"option 53 is {length} bytes, expected 1")
             message_type = frame[value]
             if message_type == 0:
-                raise DecodeError("dhcp", "option 53 is 0, which is no message type")
+                raise DecodeError("dhcp", "invalid DHCP message type 0 in option 53")
             break
         if code == _OPTION_OVERLOAD and length == 1:
             overload = frame[value]

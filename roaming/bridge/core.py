@@ -23,7 +23,7 @@ A station seen on a new port or aggregation ID is learned there at once.
 
 I{Forwarding} prefers the source: a frame from a visitor goes to its SRC,
 whatever the destination, including broadcast, multicast and ARP, so the
-home subnet sees it before anything floods it.  Otherwise a known unicast
+frame reaches the home subnet before anything floods it.  Otherwise a known unicast
 destination gets its one port, and a group or unknown destination floods
 every port but the ingress one, with one copy per member of an aggregation
 port except the ingress member.
@@ -297,7 +297,7 @@ class Bridge:
             Turn it off on an uplink towards a router, whose frames carry
             source addresses of every subnet.
         @param split_horizon: on an aggregation port, never flood a frame
-            from one member to the other members; use it for a full mesh of
+            from one member to the other members.  Use it for a full mesh of
             tunnels, which would otherwise loop broadcasts.
         """
         number = self._next_port
@@ -382,7 +382,8 @@ class Bridge:
         Learn from one frame and return its egress pairs.
 
         The frame is forwarded unchanged to each returned C{(port, agg_id)};
-        an empty result means it was dropped, and a counter says why.
+        an empty result means it was dropped, and the counter of its drop
+        reason was incremented.
         Malformed frames are counted, never raised.
 
         When the FDB is full, a new station evicts the dynamic entry learned
@@ -412,6 +413,8 @@ class Bridge:
             return self._process_inspected(port, agg_id, frame, now, counters)
 
         # A unicast frame from a known, settled station on its own port.
+        # NOTE: a station that never sends IPv4 stays unsettled and takes the
+        # inspected path (one classification) for every frame.
         entry.last_seen = now
         if not entry.authorised:
             return self._drop(DropReason.UNAUTHORISED_SOURCE, counters)
@@ -620,7 +623,10 @@ class Bridge:
             self._emit(AddressLearned(entry.mac, address, entry.port, entry.agg_id))
 
     def _reset(self, entry: FdbEntry, state: _Port, reason: ClearReason) -> None:
-        """Forget a station's address and source egress, as DHCP DISCOVER asks."""
+        """
+        Forget a station's address and source egress, after a DHCP DISCOVER
+        or a DHCP REQUEST without an address.
+        """
         if entry.src_egress is not None:
             entry.src_egress = None
             self._emit(SourceCleared(entry.mac, reason))
@@ -696,8 +702,8 @@ class Bridge:
     def next_deadline(self) -> float | None:
         """
         Return when L{expire} next has work, or C{None} with no dynamic
-        entries.  The value may be early (a refreshed entry lives longer
-        than it says) but never late.
+        entries.  The value may be early (an entry refreshed since
+        the last L{expire} lives longer) but never late.
         """
         return self._next_deadline
 
@@ -782,7 +788,7 @@ class Bridge:
         Authorise a station on access-controlled ports, now and whenever it
         is learned again, until L{deauthorise}.
 
-        @raise BridgeError: the set of authorised stations already holds
+        @raise BridgeError: the set of authorised stations already contains
             C{max_entries} addresses.
         """
         mac = _as_mac(mac)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.bridge.test_core -*-
 """
-What the bridge reports to its daemon: events, drop reasons and counter names.
+Events, drop reasons and counter names that the bridge reports to its daemon.
 
 Events are queued by L{roaming.bridge.Bridge} while it processes frames and
 taken with C{Bridge.pop_events()}.  Each source forwarding that a
@@ -25,7 +25,7 @@ from enum import IntEnum, StrEnum
 
 class DropReason(IntEnum):
     """
-    Why the bridge dropped a frame; each reason has its own counter.
+    Reason for dropping a frame.  Each reason has its own counter.
     """
 
     RUNT = 0
@@ -82,7 +82,7 @@ class PortCounter(IntEnum):
 
 class ClearReason(StrEnum):
     """
-    Why a station's source forwarding ended.
+    Reason that a station's source forwarding ended.
     """
 
     DHCP_DISCOVER = "dhcp-discover"

@@ -17,7 +17,7 @@ rule above; with several (an access point with one subnet per VLAN in one
 bridge) it keeps a station of one local subnet from being sent away by the
 entry of another.
 
-An access point holds one negative entry per local subnet, pointing at its
+An access point contains one negative entry per local subnet, pointing at its
 controller.  A service controller holds positive entries for the subnets of
 its neighbours and, optionally, a trailing negative entry on its own subnet
 that sends every other visitor to a default egress.  An empty database

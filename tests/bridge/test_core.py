@@ -115,12 +115,14 @@ def test_drop_reasons_counted() -> None:
     ]
     for port, frame, reason in cases:
         assert bridge.process(port, None, frame, 0.0) == (), reason
+
     # B on eth, then a frame from B to itself: its destination is its ingress.
     bridge.process(eth, None, ipv4_udp(B, C, "10.1.0.6", "10.1.0.7"), 0.0)
     assert bridge.process(eth, None, ipv4_udp(C, B, "10.1.0.7", "10.1.0.6"), 0.0) == ()
     # A is unauthorised on wlan: frames to it are dropped too.
     assert bridge.process(eth, None, ipv4_udp(B, A, "10.1.0.6", "10.1.0.5"), 0.0) == ()
     assert lonely.process(solo, None, good, 0.0) == ()
+
     drops = bridge.counters()["drops"]
     assert drops == {
         "runt": 1,

@@ -12,7 +12,7 @@ The access point bridge ("ap") serves subnet 10.1.0.0/16 on its radio
 through GRE member 1; member 2 is a second tunnel.  The uplink learns by MAC
 address only (C{l3_learning=False}), because its router forwards packets
 from every subnet.  Its layer-3 database
-holds one negative entry: anything outside 10.1.0.0/16 goes to gre:1.
+contains one negative entry: anything outside 10.1.0.0/16 goes to gre:1.
 
 The service controller bridge ("sc") aggregates its access points' tunnels
 on "ap" (members 11 and 12) and its neighbour controllers on "sc" (members
@@ -138,7 +138,7 @@ SCENARIOS = [
         [
             # Steered home on its very first frame, to an unknown destination.
             Step("wlan", udp(VISITOR, ROUTER_B, VISITOR_IP, "8.8.8.8"), ["gre:1"]),
-            # The home router's answer comes back through the tunnel.  Its
+            # The home router's reply comes back through the tunnel.  Its
             # address is foreign too, but the match points at its own ingress,
             # so it is no visitor and its frames are bridged by destination.
             Step("gre:1", udp(ROUTER_B, VISITOR, "8.8.8.8", VISITOR_IP), ["wlan"]),
