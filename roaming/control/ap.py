@@ -215,7 +215,7 @@ class AccessPoint:
         if station is None:
             return []
         if station.ip == ip:
-            # The cached address was right, so the proactive decision stands.
+            # The cached address was right, so the proactive decision is kept.
             if station.ip_confirmed:
                 return []
             station.ip_confirmed = True
@@ -225,8 +225,8 @@ class AccessPoint:
 
         actions: list[Action] = []
         if mac in self.visitors and self.is_home(ip):
-            # The cached address said foreign, the real one says home: stop
-            # the proactive tunnelling.
+            # The cached address was foreign but the real one is at home, so
+            # the proactive tunnelling stops.
             del self.visitors[mac]
             actions.append(ClearSourceEntry(mac, station.vlan_id))
         station.ip, station.prefix, station.ip_confirmed = ip, prefix, True

@@ -319,11 +319,12 @@ class ScAnnounce(Message):
     """
     The primary SC announces another SC and the subnets it serves.
 
-    The receiver records the peer, brings a tunnel up towards it, adds a
-    positive L3 knowledge entry for each of its subnets pointing at that
-    tunnel and, if its own address is the lower of the two and neither is
-    the primary, opens the control connection to it. An announcement for a known peer with other
-    subnets replaces the peer's L3 entries.
+    The receiver records the peer, brings a tunnel up towards it, and adds a
+    positive L3 knowledge entry pointing at that tunnel for each of its
+    subnets. If the receiver's address is the lower of the two and neither
+    is the primary, the receiver also opens the control connection. An
+    announcement for a known peer with other subnets replaces the peer's L3
+    entries.
     """
 
     sc: IPv4Address = attrs.field(validator=_check_address)
@@ -353,8 +354,8 @@ class DiscoveryRound(Message):
     The primary SC starts a new discovery round after a reconfiguration.
 
     Every SC replies with a fresh L{ScRegister} carrying this round number.
-    Peers that nobody announces again within the round's time limit are
-    withdrawn as if the primary had sent L{ScWithdraw} for them.
+    Peers that the primary does not announce again within the round's time
+    limit are withdrawn as if the primary had sent L{ScWithdraw} for them.
     """
 
     round: int = attrs.field(validator=_U32)
@@ -424,7 +425,8 @@ class IappAdd(Message):
     #: Opaque PMK cache data for fast re-authentication at another AP.
     pmk_cache: bytes = attrs.field(default=b"", validator=_check_pmk_cache, repr=False)
     #: The AP the client associated with. The sending AP may leave it empty
-    #: because the SC knows the sender; an SC fills it in before sharing.
+    #: because the SC has the sender's address, and an SC fills it in
+    #: before sharing.
     ap: IPv4Address | None = attrs.field(default=None, validator=_check_optional_address)
 
 

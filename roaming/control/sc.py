@@ -72,8 +72,9 @@ __all__ = ["MAX_ACCESS_POINTS", "ServiceController"]
 #: Default maximum number of APs one SC controls.
 MAX_ACCESS_POINTS = 4096
 
-# A local delivery can cause further local deliveries (a notice to itself
-# that ends a visit at itself); none of the rules chains more than a few.
+# A local delivery can cause further local deliveries, such as a notice to
+# itself that ends a visit at itself. No rule chains more than a few, so
+# reaching this limit means a bug.
 _MAX_LOCAL_DELIVERIES = 64
 
 
@@ -113,15 +114,18 @@ class ServiceController:
         self.share_client_cache = share_client_cache
         self.max_access_points = max_access_points
         self._configured_subnets = tuple(subnets)
+
         #: Registered APs and their subnets.
         self.aps = SubnetTable()
         self.ap_vlans: dict[IPv4Address, tuple[int, ...]] = {}
+
         self.discovery = DiscoveryClient(
             address, primary, self._configured_subnets, round_timeout=round_timeout
         )
-        self.registry = (
-            PrimaryRegistry(address, round_timeout=round_timeout) if primary == address else None
-        )
+        self.registry: PrimaryRegistry | None = None
+        if primary == address:
+            self.registry = PrimaryRegistry(address, round_timeout=round_timeout)
+
         self._handlers: dict[type, Callable[[IPv4Address, Message, float], list[Action]]] = {
             ScRegister: self._on_sc_register,
             ScAnnounce: self._on_discovery,
@@ -533,7 +537,9 @@ class ServiceController:
         self._require_ap(ap, message)
         mac = message.mac
         record = self.db.get(mac)
-        ip = message.ip if message.ip is not None else (record.ip if record else None)
+        ip = message.ip
+        if ip is None and record is not None:
+            ip = record.ip
 
         actions: list[Action] = self._end_visit_home(mac, ap)
         traveler = self.db.delete_traveler(mac)
