@@ -28,7 +28,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["RoamFigures", "measure_roam", "percentile", "roam_windows", "summarize"]
+__all__ = [
+    "RESTORED_FRACTION",
+    "RoamFigures",
+    "measure_roam",
+    "percentile",
+    "roam_windows",
+    "summarize",
+]
+
+
+#: Share of the probes at the end of a roam's window that must be echoed for
+#: the roam to count as having restored connectivity.
+RESTORED_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class RoamFigures:
     @ivar last_old_ns: arrival time of the last echo through the old AP,
         or L{None} if there was none.
     @ivar first_new_ns: arrival time of the first echo through the new AP.
+    @ivar tail_answered: share of the probes sent in the last tenth of the
+        window that were echoed.
     """
 
     interruption_ms: float | None
@@ -50,12 +64,16 @@ class RoamFigures:
     last_old_ns: int | None
     first_new_ns: int | None
 
+    tail_answered: float = 1.0
+
     @property
     def restored(self) -> bool:
         """
-        Whether an echo came back through the new AP.
+        Whether connectivity came back through the new AP and stayed: an
+        echo arrived through it, and at least L{RESTORED_FRACTION} of the
+        probes sent in the last tenth of the window were echoed.
         """
-        return self.first_new_ns is not None
+        return self.first_new_ns is not None and self.tail_answered >= RESTORED_FRACTION
 
 
 def roam_windows(moves_ns: Sequence[int], start_ns: int, end_ns: int) -> list[tuple[int, int]]:
@@ -111,7 +129,9 @@ def measure_roam(
     interruption = None
     if first_new is not None and last_old is not None:
         interruption = (first_new - last_old) / 1e6
-    return RoamFigures(interruption, lost, stop - first, last_old, first_new)
+    tail = range(bisect.bisect_left(send_ns, end - (end - begin) // 10), stop)
+    tail_answered = sum(1 for index in tail if echo_ns[index]) / len(tail) if tail else 0.0
+    return RoamFigures(interruption, lost, stop - first, last_old, first_new, tail_answered)
 
 
 def _last_echo_before(
@@ -142,7 +162,7 @@ def summarize(figures: Sequence[RoamFigures]) -> dict:
     the interruptions of the roams that restored connectivity, and the
     total of probes lost and sent.
     """
-    interruptions = [item.interruption_ms for item in figures if item.interruption_ms is not None]
+    interruptions = [item.interruption_ms for item in figures if item.restored]
     return {
         "roams": len(figures),
         "restored": sum(1 for item in figures if item.restored),

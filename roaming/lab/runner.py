@@ -111,7 +111,7 @@ class RoamRecord:
             "from_ap": self.from_ap,
             "to_ap": self.to_ap,
             "kind": self.kind,
-            "interruption_ms": None if figures is None else figures.interruption_ms,
+            "interruption_ms": figures.interruption_ms if figures and figures.restored else None,
             "lost": None if figures is None else figures.lost,
             "sent": None if figures is None else figures.sent,
             "restored": figures is not None and figures.restored,
@@ -220,7 +220,7 @@ class LabRun:
         self.leases: dict[str, str] = {}
         self.udhcpc: dict[str, LabProcess] = {}
         self.probes: dict[str, LabProcess] = {}
-        self.tunnel_snapshots: list[tuple[int, dict[tuple[str, str], int]]] = []
+        self.tunnel_snapshots: list[tuple[int, dict[str, int]]] = []
         self.probe_start_ns = 0
         self.probe_end_ns = 0
         # pyroute2 forks helper processes that inherit signal handlers and
@@ -430,21 +430,20 @@ class LabRun:
         kind = roam_kind(self.plan, client, from_ap, to_ap)
         self.roams.append(RoamRecord(client, from_ap, to_ap, kind, moved_ns, moved_wall, step=step))
 
-    def _tunnel_counters(self) -> dict[tuple[str, str], int]:
+    def _tunnel_counters(self) -> dict[str, int]:
         """
-        Return the packets sent so far on each GRE tunnel of each daemon,
-        keyed by C{(node, remote node)}, from roamctl's C{tunnels} view.
+        Return the frames each daemon has sent so far on its GRE ports, from
+        the C{port_tx_frames} counters of roamctl's C{counters} view.
         """
         from roaming.roamctl import RoamctlError, query
 
-        by_address = {str(node.address): node.name for node in self.plan.nodes}
         counters = {}
         for node in self.plan.nodes_with_role("sc") + self.plan.nodes_with_role("ap"):
             try:
-                reply = query(daemons.roamctl_socket(self.directory, node), "tunnels", timeout=1.0)
+                reply = query(daemons.roamctl_socket(self.directory, node), "counters", timeout=1.0)
             except RoamctlError:
                 continue
-            counters.update(_tunnel_packets(node.name, reply, by_address))
+            counters[node.name] = _gre_frames_sent(reply)
         return counters
 
     def _check_clients(self) -> None:
@@ -546,15 +545,25 @@ class LabRun:
                 roam.figures = measure_roam(send_ns, echo_ns, roam.moved_ns, window)
 
     def _attach_paths(self) -> None:
+        """
+        Name, for each roam, the daemons that sent at least a quarter of the
+        probes of the hold time into GRE tunnels after it: the tunneled path.
+        """
+        order = {node.name: index for index, node in enumerate(self.plan.nodes)}
         for roam in self.roams:
             before = self.tunnel_snapshots[roam.step][1]
             after = self.tunnel_snapshots[roam.step + 1][1]
-            expected = self.options.rate * self.options.hold
-            roam.path = [
-                f"{node}>{remote}"
-                for (node, remote), packets in sorted(after.items())
-                if packets - before.get((node, remote), 0) >= max(10, expected / 4)
+            expected = self.options.rate * self.options.hold * len(self.plan.clients)
+            senders = [
+                node
+                for node, frames in after.items()
+                if frames - before.get(node, 0) >= max(10, expected / 4)
             ]
+            # The new AP first, then the SCs, then the other APs.
+            senders.sort(
+                key=lambda node: (node != roam.to_ap, not node.startswith("sc"), order[node])
+            )
+            roam.path = senders
 
     def _attach_stages(self) -> None:
         events = []
@@ -589,24 +598,19 @@ class LabRun:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _tunnel_packets(
-    node: str, reply: dict[str, Any], by_address: dict[str, str]
-) -> dict[tuple[str, str], int]:
+def _gre_frames_sent(reply: dict[str, Any]) -> int:
     """
-    Extract C{(node, remote) -> packets sent} from a roamctl C{tunnels} reply.
+    Sum the C{port_tx_frames} counters of the GRE ports in a roamctl
+    C{counters} reply, whose rows are C{(name, labels, value)}.
     """
-    columns = [str(column).lower() for column in reply.get("columns", [])]
-    remote_column = next((i for i, name in enumerate(columns) if "remote" in name), None)
-    sent_columns = [i for i, name in enumerate(columns) if "tx" in name and "byte" not in name]
-    if remote_column is None or not sent_columns:
-        return {}
-    counters = {}
+    total = 0
     for row in reply.get("rows", []):
-        remote = str(row[remote_column]).split(":")[0]
-        value = row[sent_columns[0]]
-        if isinstance(value, int):
-            counters[(node, by_address.get(remote, remote))] = value
-    return counters
+        if len(row) != 3:
+            continue
+        name, labels, value = row
+        if name == "port_tx_frames" and "port=gre" in str(labels) and isinstance(value, int):
+            total += value
+    return total
 
 
 def _count(events: list[dhcp.LeaseEvent], kind: str) -> int:

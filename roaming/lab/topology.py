@@ -252,6 +252,8 @@ def check_privileges() -> None:
         missing.append("the TUN/TAP device /dev/net/tun (load the tun module: modprobe tun)")
     if not _which("ip"):
         missing.append("the ip command from iproute2 (apt-get install iproute2)")
+    if not _which("ethtool"):
+        missing.append("the ethtool command (apt-get install ethtool)")
     if missing:
         raise LabError("roaming-lab needs " + "; ".join(missing))
 
@@ -293,6 +295,7 @@ class LabNetwork:
                 self._build_node(node)
             for client in self.plan.clients:
                 self._build_client(client)
+            self._disable_checksum_offload()
         except BaseException:
             self.destroy()
             raise
@@ -351,6 +354,27 @@ class LabNetwork:
                         ns.link("set", index=_index(ns, port), master=_index(ns, "br0"))
         if node.role == "router":
             run_in(self.plan.namespace(node.name), ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+    def _disable_checksum_offload(self) -> None:
+        """
+        Make every lab interface send complete checksums.
+
+        A veth normally leaves the checksum of locally sent packets to be
+        filled in later (checksum offload). The kernel bridges keep that
+        state, but a frame that crosses a daemon's packet socket would reach
+        the other side with a wrong checksum, which a real wire never
+        carries, so the lab turns transmit checksum offload off.
+        """
+        interfaces = []
+        for node in self.plan.nodes:
+            if node.role == "router":
+                names = [f"eth-{subnet.name}" for subnet in self.plan.subnets]
+            else:
+                names = ["lan0", "air0"] if node.role == "ap" else ["lan0"]
+            interfaces += [(node.name, name) for name in names]
+        interfaces += [(client.name, "wlan0") for client in self.plan.clients]
+        for holder, name in interfaces:
+            run_in(self.plan.namespace(holder), ["ethtool", "-K", name, "tx", "off"])
 
     def _build_client(self, client: Client) -> None:
         home = self.plan.node(client.home_ap)

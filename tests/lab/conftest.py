@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 
-def lab_skip_reason(programs=("ip", "dnsmasq", "udhcpc", "ping")):
+def lab_skip_reason(programs=("ip", "dnsmasq", "udhcpc", "ping", "ethtool")):
     """
     Return why namespace tests cannot run here, or L{None} if they can.
     """

@@ -74,6 +74,22 @@ def test_not_restored():
     assert figures.lost == 50
 
 
+def test_path_breaking_again_not_restored():
+    send, echo = record(100, lost=range(60, 100))
+    figures = measure_roam(send, echo, 50 * MS, (0, 100 * MS))
+    # Echoes came through the new AP for 10 ms, then stopped.
+    assert figures.first_new_ns == 50 * MS + RTT
+    assert figures.tail_answered == 0.0
+    assert not figures.restored
+
+
+def test_tail_mostly_answered_restored():
+    send, echo = record(100, lost=(95,))
+    figures = measure_roam(send, echo, 50 * MS, (0, 100 * MS))
+    assert figures.tail_answered == pytest.approx(0.9)
+    assert figures.restored
+
+
 def test_last_old_echo_before_window():
     send, echo = record(100, lost=range(40, 70))
     figures = measure_roam(send, echo, 60 * MS, (50 * MS, 100 * MS))
@@ -95,12 +111,13 @@ def test_summary_counts():
         RoamFigures(2.0, 1, 100, 1, 2),
         RoamFigures(4.0, 3, 100, 1, 2),
         RoamFigures(None, 50, 100, 1, None),
+        RoamFigures(900.0, 60, 100, 1, 2, tail_answered=0.0),
     ]
     summary = summarize(figures)
-    assert summary["roams"] == 3
+    assert summary["roams"] == 4
     assert summary["restored"] == 2
     assert summary["p50_interruption_ms"] == 2.0
     assert summary["p99_interruption_ms"] == 4.0
     assert summary["max_interruption_ms"] == 4.0
-    assert summary["lost"] == 54
-    assert summary["sent"] == 300
+    assert summary["lost"] == 114
+    assert summary["sent"] == 400
