@@ -3,9 +3,9 @@
 Decode a whole frame into its stack of layers, for tests, roamctl and
 debugging tools.
 
-This is not the forwarding path: it parses every layer it knows into
-dataclasses, which costs tens of microseconds a frame.  The bridge has its
-own classifier for that.
+This is not the forwarding path: it parses every layer that roaming decodes
+into dataclasses, which cost 9 to 15 microseconds a frame in a measurement on a
+2-vCPU machine (docs/codecs.md).  The bridge has its own classifier for that.
 """
 
 __all__ = ["DecodedFrame", "decode_frame"]
