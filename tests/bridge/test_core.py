@@ -271,6 +271,15 @@ def test_static_source_egress() -> None:
         bridge.add_static("02:00", wlan)
 
 
+def test_static_ignores_dhcp_reset() -> None:
+    """DHCP DISCOVER does not clear a static entry's source egress: the control plane owns it."""
+    bridge, wlan, _eth, gre = access_point()
+    bridge.add_static(VISITOR, wlan, src_port=gre, src_agg_id=1)
+    assert bridge.process(wlan, None, dhcp(VISITOR, "discover"), 0.0) == ((gre, 1),)
+    assert bridge.lookup(VISITOR).src_egress == ((gre, 1),)
+    assert bridge.pop_events() == []
+
+
 def test_static_replaces_visitor() -> None:
     """A static entry replacing a learned visitor ends its source forwarding."""
     bridge, wlan, _eth, gre = access_point()
