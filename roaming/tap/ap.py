@@ -118,7 +118,8 @@ class APService(NodeService):
             config.node.address,
             config.control.controller,
             [subnet.network for subnet in config.subnets],
-            vlans=config.vlans,
+            # VLAN 0 (untagged) is not a VLAN ID on the wire (IEEE 802.1Q).
+            vlans=[vlan for vlan in config.vlans if vlan != 0],
         )
         runtime = ControlRuntime(
             address=config.node.address,

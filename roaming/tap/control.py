@@ -141,6 +141,9 @@ class ControlRuntime(MultiService):
         self._reconnect = backoffPolicy(initialDelay=reconnect_initial, maxDelay=reconnect_max)
         self._timer: Any = None
         self._server: StreamServerEndpointService | None = None
+        # Set by stopService: connections that close while the daemon stops
+        # change nothing, because the data path is going away too.
+        self._stopping = False
 
     # Services
 
@@ -175,12 +178,15 @@ class ControlRuntime(MultiService):
         """
         Stop listening, close every connection and cancel the timer.
         """
+        self._stopping = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        # Abort rather than close: a TLS close waits for the peer, and the
+        # peer may be stopping too. The peer sees the reset at once.
         for peer in self.peers.values():
-            if peer.connection is not None and not peer.outgoing:
-                peer.connection.transport.loseConnection()
+            if peer.connection is not None and peer.connection.transport is not None:
+                peer.connection.transport.abortConnection()
         return super().stopService()
 
     def connect(self, peer: ipaddress.IPv4Address) -> None:
@@ -215,9 +221,10 @@ class ControlRuntime(MultiService):
         state = self.peers.get(peer)
         if state is None:
             state = self.peers[peer] = PeerState(peer, outgoing=False)
-        if state.connection is not None and state.connection is not connection:
+        old = state.connection
+        if old is not None and old is not connection and old.transport is not None:
             self.log.info("Replacing the control connection to {peer}", peer=str(peer))
-            state.connection.transport.loseConnection()
+            old.transport.loseConnection()
         state.connection = connection
         state.role = str(connection.peer_role)
         state.since = self._reactor.seconds()
@@ -227,7 +234,7 @@ class ControlRuntime(MultiService):
             peer=str(peer),
             role=str(connection.peer_role),
         )
-        self.run(self._on_identified(peer, connection.peer_role))
+        self.run(self._role_call(self._on_identified, peer, connection.peer_role))
 
     def message_received(self, connection: ControlProtocol, message: Message) -> None:
         """
@@ -255,7 +262,21 @@ class ControlRuntime(MultiService):
         self.log.info(
             "Control peer {peer} lost: {error}", peer=str(peer), error=reason.getErrorMessage()
         )
-        self.run(self._on_lost(peer))
+        if self._stopping:
+            return
+        self.run(self._role_call(self._on_lost, peer))
+
+    def _role_call(self, call: Callable[..., list], *arguments: Any) -> list:
+        """
+        Return the actions of a role event, or none when the role object
+        raised: a role error must not close the connection that reported it.
+        """
+        try:
+            return call(*arguments)
+        except Exception:
+            self.action_errors += 1
+            self.log.failure("Control role failed on {call}", call=getattr(call, "__name__", call))
+            return []
 
     # Actions
 

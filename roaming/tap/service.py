@@ -21,6 +21,7 @@ from typing import Any
 
 from twisted.application import internet
 from twisted.application.service import MultiService
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
@@ -36,7 +37,11 @@ from roaming.tap.localapi import local_api_service
 from roaming.tap.node import NodeDatapath
 from roaming.tap.stages import StageLog
 
-__all__ = ["NodeOptions", "NodeService", "connection_settings"]
+__all__ = ["DRAIN_TIME", "NodeOptions", "NodeService", "connection_settings"]
+
+# Seconds between stopping the control plane and stopping the data path, so
+# that the resets of the closed connections still leave through the bridge.
+DRAIN_TIME = 0.1
 
 
 class NodeOptions(usage.Options):
@@ -243,14 +248,18 @@ class NodeService(MultiService):
 
     def stopService(self) -> Any:
         """
-        Stop the operation endpoints, the control plane and the data path.
+        Stop the operation endpoints and the control plane, then, once they
+        have stopped and the frames they sent had time to leave, the data
+        path.
+
+        @return: a Deferred that fires when everything has stopped.
         """
         self.log.info(
             "Stopping roaming-{role} {name}", role=self.config.role, name=self.config.node.name
         )
-        result = MultiService.stopService(self) if self.running else None
-        self._stop_everything()
-        return result
+        stopped = MultiService.stopService(self) if self.running else defer.succeed(None)
+        stopped.addBoth(lambda _: task.deferLater(self.reactor, DRAIN_TIME, self._stop_everything))
+        return stopped
 
     def _stop_everything(self) -> None:
         # After a failed start some children never started, and a

@@ -195,7 +195,9 @@ def example_config(tmp_path, role, **replacements):
     for old, new in replacements.items():
         assert old in text, old
         text = text.replace(old, new)
-    write_pki(tmp_path / "pki", [("sc1", "10.1.0.2"), ("ap1", "10.1.0.11")])
+    # Both daemons of one test must trust the same CA, so it is made once.
+    if not (tmp_path / "pki" / "ca.pem").exists():
+        write_pki(tmp_path / "pki", [("sc1", "10.1.0.2"), ("ap1", "10.1.0.11")])
     path = tmp_path / f"roaming-{role}.toml"
     path.write_text(text)
     return path

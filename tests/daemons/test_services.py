@@ -170,9 +170,10 @@ class TestSCService:
         assert ipaddress.IPv4Address("10.2.0.2") in service.control.peers
 
     def test_stop_closes_everything(self, tmp_path):
-        service, _reactor, devices = build(sc, example_config(tmp_path, "sc"))
+        service, reactor, devices = build(sc, example_config(tmp_path, "sc"))
         service.startService()
         service.stopService()
+        reactor.advance(1)
         assert all(port.stopped for port in devices.opened)
         assert service.database is None
         assert service.datapath.units[0].dispatcher.ports() == {}
@@ -187,12 +188,13 @@ class TestSCService:
 
     def test_database_survives_restart(self, tmp_path):
         path = example_config(tmp_path, "sc")
-        service, _reactor, _devices = build(sc, path)
+        service, reactor, _devices = build(sc, path)
         service.startService()
         from roaming.control.clientdb import ClientRecord
 
         service.database.put(ClientRecord(ROAMER, ip=ipaddress.IPv4Address("10.1.0.50")))
         service.stopService()
+        reactor.advance(1)
         again, _, _ = build(sc, path)
         again.startService()
         assert again.database.get(ROAMER).ip == ipaddress.IPv4Address("10.1.0.50")
@@ -295,6 +297,7 @@ class TestAPService:
     def test_stop_leaves_multicast(self, tmp_path):
         service, reactor, devices = self.start(tmp_path)
         service.stopService()
+        reactor.advance(1)
         assert not reactor.multicast[0].listening
         assert all(port.stopped for port in devices.opened)
         assert not devices.radios[0].running
