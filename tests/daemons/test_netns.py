@@ -237,11 +237,11 @@ def test_daemons_run_in_namespaces(tmp_path, topology):
         counters = records(sc_socket, "counters")
         assert any(row["name"] == "bridge_frames" and row["value"] > 0 for row in counters)
 
-        metrics = topology.ns(
-            "sc", sys.executable, "-c",
-            "import urllib.request;"
-            "print(urllib.request.urlopen('http://127.0.0.1:19380/metrics', timeout=5).read().decode())",
-        )  # fmt: skip
+        fetch = (
+            "import urllib.request; url = 'http://127.0.0.1:19380/metrics';"
+            "print(urllib.request.urlopen(url, timeout=5).read().decode())"
+        )
+        metrics = topology.ns("sc", sys.executable, "-c", fetch)
         assert 'roaming_fdb_entries{node="sc1",vlan="0"}' in metrics.stdout
     finally:
         statuses = [daemon.stop() for daemon in daemons]
