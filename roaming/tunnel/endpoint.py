@@ -58,7 +58,7 @@ from roaming.tunnel.sequence import DEFAULT_WINDOW, SequenceReceiver, SequenceVe
 
 class Transport(enum.Enum):
     """
-    How outer packets travel.
+    The transport of outer packets.
     """
 
     RAW_IPV4 = "raw-ipv4"
@@ -66,9 +66,9 @@ class Transport(enum.Enum):
     builds the whole outer IPv4 header, fragments included."""
 
     GRE_IN_UDP = "gre-in-udp"
-    """GRE-in-UDP (RFC 8086) to UDP port 4754: the kernel builds the IPv4
-    and UDP headers; the endpoint supplies the GRE packet, the TOS and the
-    source port."""
+    """GRE-in-UDP (RFC 8086) to UDP port 4754. The kernel builds the IPv4
+    and UDP headers, and the endpoint supplies the GRE packet, the TOS and
+    the source port."""
 
 
 class Outgoing(NamedTuple):
@@ -92,9 +92,9 @@ class Outgoing(NamedTuple):
     """The UDP source port for GRE-in-UDP (49152 to 65535), else 0."""
 
 
-# Every counter the endpoint keeps. The "sent" and "received" counters count
-# packets that went through; every other counter names why a frame or packet
-# went no further, or a control event.
+# Every counter the endpoint keeps. "frames-encapsulated" and
+# "frames-decapsulated" count frames that went through. The others name why a
+# frame or packet went no further, or count a control event.
 COUNTER_NAMES = (
     "frames-encapsulated",
     "frames-decapsulated",
@@ -240,10 +240,15 @@ class GreEndpoint:
         @param max_tunnels: the maximum number of tunnels L{add_tunnel}
             accepts.
         @param icmp_rate: the ICMP replies per second allowed on average
-            (RFC 1812 section 4.3.2.8 asks routers to limit their rate).
+            (RFC 1812 section 4.3.2.8 recommends that routers limit it).
         @param icmp_burst: the ICMP replies allowed at once after a quiet
             period.
         """
+        if not icmp_rate > 0 or icmp_burst < 1:
+            raise ValueError(
+                f"ICMP rate {icmp_rate!r} per second and burst {icmp_burst!r} must be positive"
+            )
+
         self.local_address = _address_to_int(local_address)
         self.transport = transport
         self.ttl = ttl
@@ -251,20 +256,19 @@ class GreEndpoint:
             self.local_address if icmp_source is None else _address_to_int(icmp_source)
         )
         self.max_tunnels = max_tunnels
-        if not icmp_rate > 0 or icmp_burst < 1:
-            raise ValueError(
-                f"ICMP rate {icmp_rate!r} per second and burst {icmp_burst!r} must be positive"
-            )
+        self._raw = transport is Transport.RAW_IPV4
+        self._tos = OuterTos(pcp_to_dscp)
+        self._identification = 0
+
         self.icmp_rate = icmp_rate
         self.icmp_burst = icmp_burst
         self._icmp_tokens = float(icmp_burst)
         self._icmp_refilled_at: float | None = None
-        self._raw = transport is Transport.RAW_IPV4
-        self._tos = OuterTos(pcp_to_dscp)
+
         self._tunnels: dict[int, TunnelState] = {}
         # remote (both as dotted str and as int) -> {key or None: tunnel}
         self._by_remote: dict[str | int, dict[int | None, TunnelState]] = {}
-        self._identification = 0
+
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._packets: list[Outgoing] = []
         self._frames: list[tuple[int, bytes]] = []
@@ -291,7 +295,7 @@ class GreEndpoint:
         (see L{roaming.tunnel.key.pack_key}).
 
         @param checksum: send GRE checksums. Received checksums are
-            verified whatever this says.
+            verified either way.
         @param sequence: number sent packets and drop received ones that
             arrive out of order (see L{roaming.tunnel.sequence}).
         @param path_mtu: the IPv4 MTU of the path to the remote.
@@ -405,9 +409,9 @@ class GreEndpoint:
         Encapsulate one Ethernet frame for the tunnel named C{agg_id}.
 
         @return: the packets to send, or C{None} when the frame is not sent.
-            Then a counter says why; when the reason is an inner IPv4
-            packet with DF that does not fit, an ICMP "fragmentation needed"
-            frame waits in L{drain_frames}.
+            Then a counter names the reason. When the reason is an inner
+            IPv4 packet with DF that does not fit, an ICMP "fragmentation
+            needed" frame waits in L{drain_frames}.
         """
         tunnel = self._tunnels.get(agg_id)
         if tunnel is None:
@@ -458,10 +462,9 @@ class GreEndpoint:
     def _admit_oversized(self, tunnel: TunnelState, frame: bytes, now: float) -> bool:
         """
         Decide what happens to a frame longer than the tunnel's largest
-        unfragmented frame: an inner IPv4 packet with DF gets an ICMP
-        "fragmentation needed" reply and is dropped; anything else is sent
-        in outer fragments (raw IPv4) or left to the kernel to fragment
-        (GRE-in-UDP).
+        unfragmented frame. An inner IPv4 packet with DF is dropped and gets
+        an ICMP "fragmentation needed" reply. Anything else is sent in outer
+        fragments (raw IPv4) or left to the kernel to fragment (GRE-in-UDP).
 
         @return: whether the frame is to be sent.
         """
@@ -521,7 +524,7 @@ class GreEndpoint:
             socket returns it, header included; for L{Transport.GRE_IN_UDP},
             the UDP payload.
         @return: the aggregation ID and the Ethernet frame, or C{None} when
-            the packet was a keepalive or was dropped (a counter says which).
+            the packet was a keepalive or was dropped (a counter names which).
         """
         counters = self.counters
         end = len(packet)

@@ -45,6 +45,7 @@ _MORE_FRAGMENTS = 0x2000
 _IPV4 = struct.Struct("!BBHHHBBHII")
 _IPV4_ADDRESSES = struct.Struct("!II")
 _ICMP_UNREACHABLE = struct.Struct("!BBHHH")
+_LENGTH_AND_FRAGMENT = struct.Struct("!H2xH")
 _SHORT = struct.Struct("!H")
 _WORD = struct.Struct("!I")
 _MACS_AND_TYPE = struct.Struct("!QIH")
@@ -59,8 +60,9 @@ _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
 _FLOW_PORT_PROTOCOLS = frozenset((6, 17, 132, 136))  # TCP, UDP, SCTP, UDP-Lite
 _ICMP_PROTOCOL = 1
-# ICMP types that report errors (RFC 792, RFC 1812 section 4.3.2.3); an
-# error is never sent about an error (RFC 1122 section 3.2.2).
+# ICMP types that report errors (RFC 792): destination unreachable, source
+# quench, redirect, time exceeded and parameter problem. No error is sent
+# about an error (RFC 1122 section 3.2.2).
 _ICMP_ERROR_TYPES = frozenset((3, 4, 5, 11, 12))
 # RFC 1812 section 4.3.2.3: an ICMP error quotes as much of the offending
 # datagram as fits without the error exceeding 576 bytes.
@@ -240,16 +242,27 @@ def build_fragmentation_needed(
     so the reply goes back the way the frame came. C{source} is the IPv4
     source address of the reply.
 
-    @return: the frame, or C{None} when no error may be sent about this
-        packet: it is itself an ICMP error (RFC 1122 section 3.2.2), its
-        source address is 0.0.0.0, multicast, class E or broadcast (RFC 1812 section
-        4.3.2.7), or it is shorter than its IPv4 header.
+    @return: the frame, or C{None} when RFC 1122 section 3.2.2 forbids an
+        error about this packet: it is itself an ICMP error, a non-initial
+        fragment, or sent to a link-layer broadcast or multicast address or
+        to an IPv4 multicast or broadcast address, or its source is not a
+        single host (0.0.0.0, loopback, multicast, class E or broadcast).
+        Also C{None} when the frame is shorter than the IPv4 header.
     """
     header_length = (frame[ip_offset] & 0x0F) * 4
     if len(frame) < ip_offset + max(header_length, IPV4_HEADER_LENGTH):
         return None
-    inner_source = _IPV4_ADDRESSES.unpack_from(frame, ip_offset + 12)[0]
-    if inner_source == 0 or inner_source >= 0xE0000000:
+    if frame[0] & 0x01:
+        return None
+    total_length, fragment = _LENGTH_AND_FRAGMENT.unpack_from(frame, ip_offset + 2)
+    inner_source, inner_destination = _IPV4_ADDRESSES.unpack_from(frame, ip_offset + 12)
+    if (
+        fragment & 0x1FFF
+        or inner_destination >= 0xE0000000
+        or inner_source == 0
+        or inner_source >= 0xE0000000
+        or inner_source >> 24 == 127
+    ):
         return None
     if frame[ip_offset + 9] == _ICMP_PROTOCOL:
         data = ip_offset + header_length
@@ -257,7 +270,7 @@ def build_fragmentation_needed(
             return None
 
     quote_limit = _ICMP_ERROR_MAX_LENGTH - IPV4_HEADER_LENGTH - 8
-    quote = frame[ip_offset : ip_offset + quote_limit]
+    quote = frame[ip_offset : ip_offset + min(total_length, quote_limit)]
     icmp = _ICMP_UNREACHABLE.pack(3, 4, 0, 0, next_hop_mtu) + quote
     icmp = icmp[:2] + _SHORT.pack(internet_checksum(icmp)) + icmp[4:]
 

@@ -43,7 +43,7 @@ class LinkState(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class TunnelUp:
     """
-    A tunnel answered a keepalive after being down or before any answer.
+    A tunnel replied to a keepalive after being down, or for the first time.
     """
 
     agg_id: int

@@ -50,7 +50,7 @@ def serial_less_than(first: int, second: int) -> bool:
 
 class SequenceVerdict(enum.Enum):
     """
-    What L{SequenceReceiver.check} decided about one sequence number.
+    The decision of L{SequenceReceiver.check} about one sequence number.
     """
 
     ACCEPT = "accept"

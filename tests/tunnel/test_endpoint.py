@@ -365,9 +365,9 @@ def test_encapsulate_drops_counted():
 @pytest.mark.parametrize(("tags", "mtu"), [(0, 1458), (1, 1454), (2, 1450)])
 def test_df_too_big_gets_icmp(tags, mtu):
     """
-    An inner IPv4 packet with DF that does not fit is dropped and answered
-    with ICMP "fragmentation needed" carrying the inner IP MTU, as a frame
-    for the bridge from the tunnel's aggregation ID.
+    An inner IPv4 packet with DF that does not fit is dropped, and an ICMP
+    "fragmentation needed" reply with the inner IP MTU waits as a frame for
+    the bridge from the tunnel's aggregation ID.
     """
     local, _ = endpoint_pair(path_mtu=1500)
     frame = udp_frame(1473, df=True, tags=tags)
@@ -537,8 +537,8 @@ def exchange(sender: GreEndpoint, receiver: GreEndpoint, source: str, now: float
 def test_keepalive_up_and_down(transport):
     """
     Keepalives reflected by the far end bring the tunnel up; when the far
-    end stops answering, the tunnel goes down after the miss count, and
-    comes back up when it answers again.
+    end stops replying, the tunnel goes down after the miss count, and
+    comes back up when it replies again.
     """
     local, remote = endpoint_pair(transport, keepalive_period=10.0, keepalive_misses=2)
     assert local.next_deadline() == 0.0

@@ -250,16 +250,44 @@ def test_fragmentation_needed_short_quote():
         IP(src="0.0.0.0", dst="10.0.0.1", flags="DF") / UDP() / bytes(1400),
         IP(src="224.0.0.5", dst="10.0.0.1", flags="DF") / UDP() / bytes(1400),
         IP(src="255.255.255.255", dst="10.0.0.1", flags="DF") / UDP() / bytes(1400),
+        IP(src="240.0.0.1", dst="10.0.0.1", flags="DF") / UDP() / bytes(1400),
+        IP(src="127.0.0.1", dst="10.0.0.1", flags="DF") / UDP() / bytes(1400),
+        IP(src="10.1.0.5", dst="239.1.2.3", flags="DF") / UDP() / bytes(1400),
+        IP(src="10.1.0.5", dst="255.255.255.255", flags="DF") / UDP() / bytes(1400),
+        IP(src="10.1.0.5", dst="10.0.0.1", flags="DF", frag=185) / bytes(1400),
     ],
 )
 def test_fragmentation_needed_suppressed(packet):
     """
-    No error about an ICMP error, or to an unspecified, multicast or
-    broadcast source.
+    No error about an ICMP error or a non-initial fragment, to a source
+    that is not a single host, or about a packet to a multicast or
+    broadcast address (RFC 1122 section 3.2.2).
     """
     frame = bytes(Ether(src=CLIENT_MAC, dst=GATEWAY_MAC) / packet)
 
     assert build_fragmentation_needed(frame, 14, 1400, LOCAL, 1) is None
+
+
+def test_fragmentation_needed_link_broadcast_suppressed():
+    """
+    No error about a frame sent to a link-layer broadcast or multicast
+    address.
+    """
+    packet = IP(src="10.1.0.5", dst="10.0.0.1", flags="DF") / UDP() / bytes(1400)
+    for destination in ("ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01"):
+        frame = bytes(Ether(src=CLIENT_MAC, dst=destination) / packet)
+        assert build_fragmentation_needed(frame, 14, 1400, LOCAL, 1) is None
+
+
+def test_fragmentation_needed_ignores_padding():
+    """
+    Ethernet padding after the IPv4 packet is not quoted.
+    """
+    frame = big_frame(size=100) + b"\xee" * 20
+
+    reply = build_fragmentation_needed(frame, 14, 90, LOCAL, 1)
+
+    assert bytes(Ether(reply)[ICMP])[8:] == frame[14:114]
 
 
 def test_fragmentation_needed_echo_request_answered():

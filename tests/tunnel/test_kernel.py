@@ -63,8 +63,8 @@ RECEIVER = textwrap.dedent(
 )
 
 # Reads lines "destination source_port tos hex" from standard input and
-# sends each: over a raw socket with IP_HDRINCL (the line holds the whole
-# IPv4 packet), or over UDP to port 4754 from the given source port.
+# sends each: over a raw socket with IP_HDRINCL (the line contains the
+# whole IPv4 packet), or over UDP to port 4754 from the given source port.
 SENDER = textwrap.dedent(
     """
     import socket, sys

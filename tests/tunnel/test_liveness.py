@@ -84,7 +84,7 @@ def test_unknown_to_down():
 
 def test_up_to_down_to_up():
     """
-    An up tunnel that stops answering goes down once, keeps probing, and
+    An up tunnel that stops replying goes down once, keeps probing, and
     comes back up at the next reply.
     """
     keepalive = Keepalive(agg_id=5, period=1.0, misses=2)
