@@ -536,9 +536,9 @@ def exchange(sender: GreEndpoint, receiver: GreEndpoint, source: str, now: float
 @pytest.mark.parametrize("transport", list(Transport))
 def test_keepalive_up_and_down(transport):
     """
-    Keepalives reflected by the far end bring the tunnel up; when the far
-    end stops replying, the tunnel goes down after the miss count, and
-    comes back up when it replies again.
+    Keepalives reflected by the far end bring the tunnel up. When the far
+    end stops replying, the tunnel goes down after the miss count, and it
+    comes back up when the far end replies again.
     """
     local, remote = endpoint_pair(transport, keepalive_period=10.0, keepalive_misses=2)
     assert local.next_deadline() == 0.0
