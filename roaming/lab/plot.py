@@ -71,6 +71,7 @@ def plot_timeline(
             axes.annotate("roams", (seconds, 1.0), xycoords=("data", "axes fraction"), fontsize=7)
 
     axes.set_yscale("symlog", linthresh=1.0)
+    axes.set_ylim(bottom=0.0)
     axes.set_xlabel("time since the first probe (s)")
     axes.set_ylabel("probe round-trip time (ms)")
     axes.set_title("roaming-lab: UDP probe round trips; dashed lines are roams")

@@ -574,9 +574,18 @@ class LabRun:
                 )
         for roam in self.roams:
             mac = roam.client.mac.hex(":")
+            horizon = STAGE_HORIZON_S
+            later = [
+                other.moved_wall
+                for other in self.roams
+                if other.client == roam.client and other.moved_wall > roam.moved_wall
+            ]
+            if later:
+                # Stages after the client's next move belong to that roam.
+                horizon = min(horizon, min(later) - roam.moved_wall)
             for event in events:
                 offset = event.timestamp - roam.moved_wall
-                if event.mac != mac or not 0 <= offset < STAGE_HORIZON_S:
+                if event.mac != mac or not 0 <= offset < horizon:
                     continue
                 key = f"{event.stage}@{event.node}"
                 roam.stages_ms.setdefault(key, round(offset * 1000, 3))

@@ -21,6 +21,7 @@ interface, MAC address and IP address.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import subprocess
@@ -279,6 +280,7 @@ class LabNetwork:
         self.plan = plan
         self.flat = flat
         self.created: list[str] = []
+        self._air = None
 
     def build(self) -> None:
         """
@@ -307,6 +309,10 @@ class LabNetwork:
         """
         from pyroute2 import netns
 
+        if self._air is not None:
+            air, self._air = self._air, None
+            with contextlib.suppress(Exception):
+                air.close()
         failed = []
         for name in reversed(self.created):
             try:
@@ -397,11 +403,16 @@ class LabNetwork:
     def move_client(self, client: Client, ap: Node) -> None:
         """
         Move the client's link into C{ap}'s cell: the emulated roam.
+
+        The netlink socket into the air namespace stays open between moves,
+        so a move costs one netlink request.
         """
-        with self._ns("air") as air:
-            air.link(
-                "set", index=_index(air, self.client_port(client)), master=_index(air, ap.cell)
-            )
+        if self._air is None:
+            from pyroute2 import NetNS
+
+            self._air = NetNS(self.plan.namespace("air"))
+        air = self._air
+        air.link("set", index=_index(air, self.client_port(client)), master=_index(air, ap.cell))
 
     def _veth(self, ns: object, inside: str, peer_ns: str, outside: str, bridge: str) -> None:
         """
