@@ -422,6 +422,18 @@ class Bridge:
         if out is not None:
             counters[_SOURCE_FORWARDED] += 1
             return out
+
+        # The common case of _forward_unicast, inlined: the call measured
+        # about 30 ns of the 440 ns a known-unicast decision takes
+        # (benchmarks/bench_bridge.py, 2 vCPU).
+        target = self._fdb.get(frame[0:6])
+        if (
+            target is not None
+            and target.authorised
+            and (target.port != port or target.agg_id != agg_id)
+        ):
+            counters[_FORWARDED] += 1
+            return target.egress
         return self._forward_unicast(port, agg_id, frame[0:6], counters)
 
     def _forward_unicast(
