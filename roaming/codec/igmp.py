@@ -143,9 +143,9 @@ def parse_igmp(message: bytes, *, verify_checksum: bool = True) -> IgmpPacket:
     @param verify_checksum: raise when the checksum over the message is
         wrong.
     @raise DecodeError: the message is shorter than 8 bytes, its type is
-        unknown, a query has 9 to 11 bytes, a record or source count needs
-        more bytes than are present, bytes follow the last group record of
-        a report, or the checksum is wrong.
+        unknown or the checksum is wrong.  Also raised when a query has 9 to
+        11 bytes, a record or source count needs more bytes than are
+        present, or bytes follow the last group record of a report.
     """
     size = len(message)
     if size < _MESSAGE_LENGTH:

@@ -118,11 +118,16 @@ class Ipv4Packet:
         return bool(self.flags & Ipv4Flags.MORE_FRAGMENTS) or self.fragment_offset != 0
 
 
-def parse_ipv4(packet: bytes, *, verify_checksum: bool = True) -> Ipv4Packet:
+def parse_ipv4(
+    packet: bytes, *, verify_checksum: bool = True, allow_truncated: bool = False
+) -> Ipv4Packet:
     """
     Parse an IPv4 packet.  Bytes after the total length are ignored.
 
     @param verify_checksum: raise when the header checksum is wrong.
+    @param allow_truncated: accept a payload shorter than the total length
+        and return the bytes present, as for the start of a datagram quoted
+        in an ICMP error message (RFC 792).
     @raise DecodeError: the version is not 4, the IHL is below 5, the header
         or the total length is longer than the data, the total length is
         shorter than the header, an option is malformed, or the checksum is
@@ -158,7 +163,7 @@ def parse_ipv4(packet: bytes, *, verify_checksum: bool = True) -> Ipv4Packet:
         raise DecodeError(
             PROTOCOL, f"total length {total_length} is shorter than the {header_length}-byte header"
         )
-    if total_length > size:
+    if total_length > size and not allow_truncated:
         raise DecodeError(PROTOCOL, f"total length {total_length} exceeds the {size} bytes present")
     if verify_checksum and internet_checksum(packet[:header_length]) != 0:
         raise DecodeError(PROTOCOL, f"header checksum 0x{checksum:04x} is wrong")

@@ -71,6 +71,25 @@ def test_time_exceeded() -> None:
     assert parse_ipv4(message.original).destination == 0xC0000209
 
 
+LARGE_DATAGRAM = scapy_bytes(IP(src="10.0.0.1", dst="192.0.2.9") / UDP() / bytes(1400))
+
+
+def test_quoted_header_parsed_truncated() -> None:
+    # RFC 792: the error quotes the IP header and the first 8 bytes of data.
+    data = scapy_bytes(ICMP(type=3, code=4, nexthopmtu=576) / LARGE_DATAGRAM[:28])
+    message = parse_icmp(data)
+    original = parse_ipv4(message.original, allow_truncated=True)
+    assert original.destination == 0xC0000209
+    assert original.protocol == IP(LARGE_DATAGRAM).proto
+    assert original.payload == LARGE_DATAGRAM[20:28]
+
+
+def test_quoted_header_rejected_without_flag() -> None:
+    message = parse_icmp(scapy_bytes(ICMP(type=11) / LARGE_DATAGRAM[:28]))
+    with pytest.raises(DecodeError, match="total length"):
+        parse_ipv4(message.original)
+
+
 def test_other_type_kept_raw() -> None:
     message = parse_icmp(VECTORS["redirect"])
     assert message == IcmpMessage(IcmpType.REDIRECT, 1, bytes([10, 0, 0, 254]), ORIGINAL)

@@ -241,3 +241,21 @@ def test_random_after_version_raise_only_decode_error(data: bytes) -> None:
 @given(st.binary(max_size=40))
 def test_random_options_raise_only_decode_error(data: bytes) -> None:
     parse_or_decode_error(parse_ipv4_options, data)
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_truncated_allowed_keeps_header(name: str) -> None:
+    whole = parse_ipv4(VECTORS[name])
+    for prefix in prefixes(VECTORS[name]):
+        packet = parse_or_decode_error(lambda d: parse_ipv4(d, allow_truncated=True), prefix)
+        if len(prefix) < whole.header_length:
+            assert packet is None
+            continue
+        assert packet.source == whole.source
+        assert whole.payload.startswith(packet.payload)
+
+
+@given(st.binary(max_size=80))
+def test_random_truncated_raise_only_decode_error(data: bytes) -> None:
+    parse = lambda d: parse_ipv4(d, verify_checksum=False, allow_truncated=True)  # noqa: E731
+    parse_or_decode_error(parse, b"\x46" + data)
