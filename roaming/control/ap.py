@@ -21,8 +21,8 @@ Rules it implements:
     from the cached one, the proactive decision is undone and taken again
     from the real address.
   - The layer 2 update frame is sent for a client at home and on
-    L{AddTraveler}, never for a visitor: from a foreign AP it would make
-    switches send the client's home-subnet traffic to the wrong subnet.
+    L{AddTraveler}, never for a visitor, because from a foreign AP it could
+    make switches that answer ARP by proxy start answering for the client.
   - An 802.11F ADD-notify from another AP for a local station means the
     station has moved, so the AP removes it.
 """

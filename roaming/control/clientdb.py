@@ -216,10 +216,10 @@ class ClientDatabase:
     def _open_schema(self) -> None:
         connection = self._connection
         if self.path != ":memory:":
-            # WAL keeps each commit to one sequential write, and NORMAL
-            # syncs at checkpoints: a power cut may lose the last commits
-            # but never corrupts the file (SQLite documentation, "pragma
-            # synchronous").
+            # WAL with synchronous=NORMAL syncs only at checkpoints. Commits
+            # survive a crash of this process, and after a power cut or an
+            # OS crash the file stays consistent but may lose the last
+            # commits (SQLite documentation, "PRAGMA synchronous").
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
         (version,) = connection.execute("PRAGMA user_version").fetchone()
@@ -298,6 +298,9 @@ class ClientDatabase:
                 " travelers or visitors; raise max_clients"
             )
         connection.execute("DELETE FROM client WHERE mac = ?", row)
+        # NOTE: the row leaves the dictionary before the transaction
+        # commits. If the commit then fails, the evicted client is gone
+        # from memory but still in the file until the next restart.
         del self._clients[bytes(row[0])]
 
     def delete(self, mac: bytes) -> None:
@@ -349,10 +352,11 @@ class ClientDatabase:
         """
         Remove a traveler and return it, or return C{None} if there was none.
         """
-        traveler = self._travelers.pop(mac, None)
+        traveler = self._travelers.get(mac)
         if traveler is not None:
             with self._transaction() as connection:
                 connection.execute("DELETE FROM traveler WHERE mac = ?", (mac,))
+            del self._travelers[mac]
         return traveler
 
     def travelers(self) -> list[Traveler]:
@@ -387,10 +391,11 @@ class ClientDatabase:
         """
         Remove a visitor and return it, or return C{None} if there was none.
         """
-        visitor = self._visitors.pop(mac, None)
+        visitor = self._visitors.get(mac)
         if visitor is not None:
             with self._transaction() as connection:
                 connection.execute("DELETE FROM visitor WHERE mac = ?", (mac,))
+            del self._visitors[mac]
         return visitor
 
     def visitors(self) -> list[Visitor]:
