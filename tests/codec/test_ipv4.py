@@ -3,6 +3,8 @@
 Tests for L{roaming.codec.ipv4}.
 """
 
+import functools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -257,5 +259,5 @@ def test_truncated_allowed_keeps_header(name: str) -> None:
 
 @given(st.binary(max_size=80))
 def test_random_truncated_raise_only_decode_error(data: bytes) -> None:
-    parse = lambda d: parse_ipv4(d, verify_checksum=False, allow_truncated=True)  # noqa: E731
+    parse = functools.partial(parse_ipv4, verify_checksum=False, allow_truncated=True)
     parse_or_decode_error(parse, b"\x46" + data)
