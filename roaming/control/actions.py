@@ -12,6 +12,10 @@ certificate carries and the remote end of the tunnel towards it. In the
 bridge actions, C{peer=None} names the node's own LAN port instead of a
 tunnel (an SC with direct layer 2 connectivity to a client's home subnet,
 or an AP's wired uplink).
+
+Within the actions of one input, an L{AddStaticEntry} for a MAC address
+always comes before the L{SetSourceEntry} for it, so a daemon that installs
+both on one bridge entry can take the destination first.
 """
 
 from __future__ import annotations
