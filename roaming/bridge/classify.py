@@ -20,7 +20,6 @@ __all__ = [
     "ETHERTYPE_ARP",
     "ETHERTYPE_IPV4",
     "MAX_VLAN_TAGS",
-    "NO_INFO",
     "VLAN_ETHERTYPES",
     "DhcpMessageType",
     "classify",
@@ -45,9 +44,6 @@ MAX_VLAN_TAGS = 2
 Maximum number of tags skipped: an 802.1ad S-tag and an 802.1Q C-tag.  A frame
 with more tags is bridged without layer-3 inspection.
 """
-
-NO_INFO = (0, 0, 0, 0)
-"""Result for a frame that carries none of the facts the bridge uses."""
 
 
 class DhcpMessageType(IntEnum):

@@ -193,12 +193,6 @@ def _as_mac(mac: bytes | str) -> bytes:
     raise BridgeError(f"invalid MAC address {mac!r}: give 6 bytes or text like 02:00:00:00:00:01")
 
 
-def _as_ip(ip: int | str | ipaddress.IPv4Address) -> int:
-    if isinstance(ip, int):
-        return ip
-    return int(ipaddress.IPv4Address(ip))
-
-
 def _format_mac(mac: bytes) -> str:
     return mac.hex(":")
 
