@@ -126,8 +126,12 @@ def test_build_parsed_by_scapy() -> None:
     reference = Ether(build_ethernet(frame))
     assert reference.dst == "ff:ff:ff:ff:ff:ff"
     assert reference.src == CLIENT
-    assert (reference[Dot1AD].vlan, reference[Dot1AD].prio, reference[Dot1AD].dei) == (300, 6, 1)
-    assert (reference[Dot1Q].vlan, reference[Dot1Q].prio, reference[Dot1Q].dei) == (4094, 1, 0)
+    assert reference[Dot1AD].vlan == 300
+    assert reference[Dot1AD].prio == 6
+    assert reference[Dot1AD].dei == 1
+    assert reference[Dot1Q].vlan == 4094
+    assert reference[Dot1Q].prio == 1
+    assert reference[Dot1Q].dei == 0
     assert reference[Dot1Q].type == EtherType.ARP
 
 
@@ -136,7 +140,9 @@ def test_build_llc_parsed_by_scapy() -> None:
     reference = Ether(build_ethernet(frame))
     assert isinstance(reference, Dot3)
     assert reference.len == 8
-    assert (reference[LLC].dsap, reference[LLC].ssap, reference[LLC].ctrl) == (0x42, 0x42, 3)
+    assert reference[LLC].dsap == 0x42
+    assert reference[LLC].ssap == 0x42
+    assert reference[LLC].ctrl == 3
 
 
 def test_tshark_reads_tags(tmp_path) -> None:
@@ -153,7 +159,8 @@ def test_tshark_reads_tags(tmp_path) -> None:
         if frame.ethertype is None:
             assert int(length) == len(frame.payload)
             continue
-        assert (service_vlan, customer_vlan) == expected_tags[name]
+        assert service_vlan == expected_tags[name][0]
+        assert customer_vlan == expected_tags[name][1]
         assert [tag.vlan_id for tag in frame.tags] == [int(v) for v in row[2:4] if v]
 
 
@@ -169,11 +176,9 @@ def test_truncated_vectors(name: str) -> None:
             assert frame == whole
             continue
         # A prefix that still contains every header is a shorter Ethernet II frame.
-        assert (frame.destination, frame.source, frame.tags) == (
-            whole.destination,
-            whole.source,
-            whole.tags,
-        )
+        assert frame.destination == whole.destination
+        assert frame.source == whole.source
+        assert frame.tags == whole.tags
         assert frame.ethertype == whole.ethertype
         assert whole.payload.startswith(frame.payload)
 

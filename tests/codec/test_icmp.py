@@ -105,7 +105,8 @@ def test_fragmentation_needed_built_parsed_by_scapy() -> None:
     reference = ICMP(data)
     checked = reference.copy()
     checked.chksum = None
-    assert (reference.type, reference.code) == (3, 4)
+    assert reference.type == 3
+    assert reference.code == 4
     assert reference.nexthopmtu == 1476
     assert reference.chksum == ICMP(scapy_bytes(checked)).chksum
     assert reference[IPerror].dst == "192.0.2.9"
@@ -113,7 +114,9 @@ def test_fragmentation_needed_built_parsed_by_scapy() -> None:
 
 def test_echo_built_parsed_by_scapy() -> None:
     reference = ICMP(build_icmp(IcmpEcho(IcmpType.ECHO_REQUEST, 99, 3, b"abc")))
-    assert (reference.type, reference.id, reference.seq) == (8, 99, 3)
+    assert reference.type == 8
+    assert reference.id == 99
+    assert reference.seq == 3
     assert bytes(reference.payload) == b"abc"
 
 

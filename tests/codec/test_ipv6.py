@@ -3,6 +3,7 @@
 Tests for L{roaming.codec.ipv6}.
 """
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -223,15 +224,16 @@ def test_bad_icmpv6_checksum_rejected() -> None:
 
 def test_truncated_extension_header_rejected() -> None:
     packet = parse_ipv6(VECTORS["routing-destopt-udp"])
+    whole = walk_extension_headers(packet)
+    headers_length = len(packet.payload) - len(whole.upper_layer)
     for length in range(len(packet.payload)):
-        truncated = Ipv6Packet(
-            packet.source, packet.destination, packet.next_header, packet.payload[:length]
-        )
+        truncated = dataclasses.replace(packet, payload=packet.payload[:length])
         chain = parse_or_decode_error(walk_extension_headers, truncated)
-        assert (
-            chain is None
-            or chain.upper_layer == packet.payload[length - len(chain.upper_layer) : length]
-        )
+        if length < headers_length:
+            assert chain is None
+            continue
+        assert chain.extension_headers == whole.extension_headers
+        assert chain.upper_layer == whole.upper_layer[: length - headers_length]
 
 
 def test_long_chain_rejected() -> None:

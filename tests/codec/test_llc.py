@@ -43,7 +43,9 @@ def test_update_matches_scapy() -> None:
     frame = parse_ethernet(UPDATE_80211F)
     pdu = parse_llc(frame.payload)
     reference = Ether(UPDATE_80211F)[LLC]
-    assert (pdu.dsap, pdu.ssap, pdu.control) == (reference.dsap, reference.ssap, reference.ctrl)
+    assert pdu.dsap == reference.dsap
+    assert pdu.ssap == reference.ssap
+    assert pdu.control == reference.ctrl
     assert pdu.information == bytes(reference.payload)
 
 
@@ -57,7 +59,9 @@ def test_build_update_parsed_by_scapy() -> None:
     assert reference.dst == "ff:ff:ff:ff:ff:ff"
     assert reference.src == STATION
     assert reference.len == 6
-    assert (reference[LLC].dsap, reference[LLC].ssap, reference[LLC].ctrl) == (0, 0, 0xAF)
+    assert reference[LLC].dsap == 0
+    assert reference[LLC].ssap == 0
+    assert reference[LLC].ctrl == 0xAF
     assert bytes(reference[LLC].payload) == b"\x81\x01\x00"
 
 
@@ -116,7 +120,9 @@ def test_not_an_update_rejected(frame: EthernetFrame) -> None:
 def test_snap_matches_scapy() -> None:
     pdu = parse_llc(SNAP_PDU)
     reference = LLC(SNAP_PDU)
-    assert (pdu.dsap, pdu.ssap, pdu.control) == (0xAA, 0xAA, 3)
+    assert pdu.dsap == 0xAA
+    assert pdu.ssap == 0xAA
+    assert pdu.control == 3
     assert pdu.information == bytes(reference.payload)
 
 
