@@ -680,6 +680,10 @@ class Bridge:
             self._stats["events_dropped"] += 1
         self._events.append(event)
 
+    def has_events(self) -> bool:
+        """Return whether events are queued, without taking them."""
+        return bool(self._events)
+
     def pop_events(self) -> list[Event]:
         """Return the queued events, oldest first, and empty the queue."""
         events = list(self._events)
@@ -887,7 +891,14 @@ class Bridge:
         }
 
     def lookup(self, mac: bytes | str) -> FdbEntry | None:
-        """Return the FDB entry of C{mac}, or C{None}; do not change it."""
+        """
+        Return the FDB entry of C{mac}, or C{None}; do not change it.
+
+        Any C{bytes} value is accepted, so a caller may pass a slice of a
+        runt frame: one that is not 6 bytes long has no entry.
+        """
+        if isinstance(mac, bytes):
+            return self._fdb.get(mac)
         return self._fdb.get(_as_mac(mac))
 
     # -- checks ---------------------------------------------------------------------

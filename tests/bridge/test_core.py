@@ -384,6 +384,20 @@ def test_event_queue_bound() -> None:
     assert bridge.pop_events() == []
 
 
+def test_has_events_and_lookup() -> None:
+    """has_events() tells whether pop_events() has work; lookup() takes any bytes."""
+    bridge, p1, _, _ = three_ports()
+    assert not bridge.has_events()
+    bridge.process(p1, None, frame_from(A), 0.0)
+    assert bridge.has_events()
+    assert bridge.pop_events()
+    assert not bridge.has_events()
+    assert bridge.lookup(mac(A)) is bridge.lookup(A)
+    assert bridge.lookup(b"\x01\x02") is None
+    with pytest.raises(BridgeError, match="invalid MAC address"):
+        bridge.lookup("01:02")
+
+
 def test_next_deadline_never_late() -> None:
     """The deadline may be early after a refresh, and expire() then finds the real one."""
     bridge, p1, _, _ = three_ports(aging_time=10.0)
