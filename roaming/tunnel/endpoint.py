@@ -380,6 +380,19 @@ class GreEndpoint:
             del self._by_remote[tunnel.remote_int]
             del self._by_remote[tunnel.remote]
 
+    def set_path_mtu(self, agg_id: int, path_mtu: int) -> None:
+        """
+        Change the path MTU of a tunnel, for example after an ICMP
+        "fragmentation needed" about an outer packet (RFC 1191).
+
+        @raise KeyError: when no tunnel has this aggregation ID.
+        @raise ValueError: when the path MTU is out of range (see
+            L{roaming.tunnel.framing.max_inner_frame}).
+        """
+        tunnel = self._tunnels[agg_id]
+        tunnel.max_frame = max_inner_frame(path_mtu, tunnel.overhead)
+        tunnel.path_mtu = path_mtu
+
     def tunnel(self, agg_id: int) -> TunnelState:
         """
         Return the tunnel named C{agg_id}.

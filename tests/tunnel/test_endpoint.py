@@ -440,8 +440,13 @@ def test_df_clear_fragmented():
 @pytest.mark.parametrize(
     "frame",
     [
-        bytes(Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP() / bytes(1500)),
-        bytes(Ether() / Dot1Q(prio=5) / ARP() / bytes(1500)),
+        bytes(
+            Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+            / IPv6(src="2001:db8::1", dst="2001:db8::2")
+            / UDP()
+            / bytes(1500)
+        ),
+        bytes(Ether(src=CLIENT_MAC, dst=GATEWAY_MAC) / Dot1Q(prio=5) / ARP() / bytes(1500)),
     ],
 )
 def test_non_ipv4_too_big_fragmented(frame):
@@ -655,6 +660,24 @@ def test_tunnel_table_management():
         endpoint.add_tunnel(3, REMOTE, 1 << 32)
     with pytest.raises(KeyError):
         endpoint.remove_tunnel(1)
+
+
+def test_set_path_mtu():
+    """
+    A smaller path MTU lowers the largest frame and the MTU in ICMP
+    replies; an invalid one is rejected and leaves the tunnel unchanged.
+    """
+    local, _ = endpoint_pair()
+
+    local.set_path_mtu(7, 1280)
+
+    assert local.tunnel(7).max_frame == 1252
+    assert local.encapsulate(7, udp_frame(1300, df=True), 0.0) is None
+    [(_, reply)] = local.drain_frames()
+    assert Ether(reply)[ICMP].nexthopmtu == 1238
+    with pytest.raises(ValueError, match="path MTU"):
+        local.set_path_mtu(7, 40)
+    assert local.tunnel(7).path_mtu == 1280
 
 
 def test_counter_names_complete():

@@ -176,8 +176,17 @@ def test_flow_port_other_frames():
     IPv6, tagged TCP, ARP and runt frames all get a port in range.
     """
     frames = [
-        bytes(Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2", fl=5) / UDP()),
-        bytes(Ether() / Dot1Q(vlan=4) / IP(src="10.0.0.1", dst="10.0.0.3") / TCP()),
+        bytes(
+            Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+            / IPv6(src="2001:db8::1", dst="2001:db8::2", fl=5)
+            / UDP()
+        ),
+        bytes(
+            Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+            / Dot1Q(vlan=4)
+            / IP(src="10.0.0.1", dst="10.0.0.3")
+            / TCP()
+        ),
         bytes(Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP()),
         b"\x01\x02",
     ]
