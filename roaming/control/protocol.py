@@ -221,6 +221,7 @@ class ControlProtocol(amp.AMP):
         self._keepalive_pending = False
         self._identify_call = None
         self._keepalive_call = None
+        self._remote_address = "unknown address"
 
     @property
     def outgoing(self) -> bool:
@@ -276,14 +277,26 @@ class ControlProtocol(amp.AMP):
     def connectionMade(self) -> None:
         amp.AMP.connectionMade(self)
         clock = self.node.clock
+        peer = self.transport.getPeer()
+        self._remote_address = str(getattr(peer, "host", peer))
         self._last_received = clock.seconds()
-        self.transport.registerProducer(self, True)
+        self._register_producer()
         self._identify_call = clock.callLater(
             self.node.settings.identify_timeout, self._identify_timed_out
         )
         if self.outgoing:
             deferred = self.callRemote(Identify, node=self.node.address, role=self.node.role.value)
             deferred.addCallbacks(self._identify_answered, self._identify_failed)
+
+    def _register_producer(self) -> None:
+        # Register with the TCP transport below the TLS layer: a producer
+        # registered with TLSMemoryBIOProtocol makes it delay every close until
+        # the producer unregisters, and ClientService closes the connection
+        # itself. TLS writes through to TCP once the handshake is done, so TCP
+        # pauses us exactly when the peer stops reading.
+        lower = getattr(self.transport, "transport", None)
+        target = lower if hasattr(lower, "registerProducer") else self.transport
+        target.registerProducer(self, True)
 
     def connectionLost(self, reason: Failure) -> None:
         was_identified = self.identified
@@ -316,9 +329,6 @@ class ControlProtocol(amp.AMP):
         if self.transport is not None:
             self.transport.loseConnection()
 
-    def makeConnection(self, transport) -> None:
-        amp.AMP.makeConnection(self, _UnregisteringTransport(transport))
-
     def sendBox(self, box: amp.AmpBox) -> None:
         if self._paused and self._handshake_done:
             self._writes_while_paused += 1
@@ -349,11 +359,9 @@ class ControlProtocol(amp.AMP):
         return state
 
     def _transport_peer(self) -> str:
-        transport = self.transport
-        if transport is None:
-            return "?"
-        peer = transport.getPeer()
-        return f"{getattr(peer, 'host', peer)}"
+        # Kept from connectionMade, because the transport is gone by the time
+        # connectionLost logs.
+        return self._remote_address
 
     def _peer_text(self) -> str:
         if self.peer is not None:
@@ -661,24 +669,6 @@ class ControlProtocol(amp.AMP):
 
     def _keepalive_answered(self, result: Any) -> None:
         self._keepalive_pending = False
-
-
-class _UnregisteringTransport:
-    """
-    A transport proxy whose C{loseConnection} first unregisters the
-    producer, because the TLS transport otherwise waits for the producer to
-    unregister before it closes. Everything else goes to the transport.
-    """
-
-    def __init__(self, transport) -> None:
-        self._transport = transport
-
-    def loseConnection(self) -> None:
-        self._transport.unregisterProducer()
-        self._transport.loseConnection()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def _error_code(error: RemoteControlError) -> bytes:

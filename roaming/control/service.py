@@ -214,11 +214,14 @@ class ControlNode:
 
     def stop(self) -> None:
         """
-        Cancel the deadline timer.
+        Cancel the deadline timer and close every connection.
         """
         if self._deadline_call is not None and self._deadline_call.active():
             self._deadline_call.cancel()
         self._deadline_call = None
+        for connections in list(self.connections.values()):
+            for connection in list(connections):
+                connection.close()
 
     def run(self, event: Callable[[float], list[Action]]) -> None:
         """
@@ -427,7 +430,9 @@ class ControlService(MultiService):
         if retry_policy is None:
             retry_policy = backoffPolicy(initialDelay=initial_delay, maxDelay=max_delay)
         self._retry_policy = retry_policy
-        self._listening = None
+        #: Fires with the listening port once listening, or fails.
+        self.listening: Deferred | None = None
+        self._port = None
         self.clients: dict[IPv4Address, ClientService] = {}
         node.connect_peer = self.connect
 
@@ -492,25 +497,23 @@ class ControlService(MultiService):
         super().startService()
         if self._listen_endpoint is not None:
             endpoint = self._listen_endpoint(self.server_tls)
-            self._listening = endpoint.listen(self.node.server_factory())
-            self._listening.addCallback(self._listening_started)
-            self._listening.addErrback(self._listen_failed)
+            self.listening = endpoint.listen(self.node.server_factory())
+            self.listening.addCallbacks(self._listening_started, self._listen_failed)
         self.node.start()
 
     def _listening_started(self, port) -> Any:
-        self._listening = port
+        self._port = port
         self.log.info("Control service listening on {address}", address=port.getHost())
         return port
 
-    def _listen_failed(self, failure: Failure) -> None:
+    def _listen_failed(self, failure: Failure) -> Failure:
         self.log.failure("Control service failed to listen", failure)
-        self._listening = None
+        return failure
 
     def stopService(self) -> Deferred:
         self.node.stop()
         stopped = super().stopService()
-        port = self._listening
-        self._listening = None
-        if port is not None and hasattr(port, "stopListening"):
+        port, self._port = self._port, None
+        if port is not None:
             return stopped.addCallback(lambda _: port.stopListening())
         return stopped

@@ -445,15 +445,16 @@ def test_queue_overflow_disconnects(authority: TestAuthority) -> None:
 
 def test_pause_propagates_from_transport(authority: TestAuthority) -> None:
     """
-    The protocol is registered as the transport's producer, so a full TLS
+    The protocol is registered as the TCP transport's producer, so a full
     send buffer pauses it.
     """
     pair = connect(authority)
-    membrane = pair.client.transport.producer
+    tcp = pair.pump.clientIO
+    assert tcp.producer is pair.ap_connection
     pauses = pair.ap.counters.pauses
-    membrane.pauseProducing()
+    tcp.producer.pauseProducing()
     assert pair.ap.counters.pauses == pauses + 1
-    membrane.resumeProducing()
+    tcp.producer.resumeProducing()
     pair.ap_connection.post(messages.ApDeleteTraveler(MAC))
     pair.pump.flush()
     assert len(pair.sc.received) == 1
