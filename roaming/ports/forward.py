@@ -27,6 +27,7 @@ from roaming.ports.gre import GRE_IN_UDP_PORT, RawGrePort, UdpGrePort
 from roaming.ports.packet import PacketSocketPort
 from roaming.ports.tap import DEFAULT_READ_BUDGET, TapPort
 from roaming.ports.tunnels import GreTunnel, GreTunnelTable
+from roaming.tunnel.endpoint import GreEndpoint as TunnelEngine
 
 __all__ = ["build_parser", "main", "parse_tunnel"]
 
@@ -86,6 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="tunnel of the GRE port; repeat for more",
     )
     parser.add_argument(
+        "--endpoint",
+        choices=["engine", "table"],
+        default="engine",
+        help="GRE framing: the tunnel engine (roaming.tunnel) or the port layer's "
+        "static table (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--path-mtu",
+        type=int,
+        default=1500,
+        help="IPv4 MTU of the path to every tunnel remote, in bytes (engine only; "
+        "default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-sequence",
+        dest="sequence",
+        action="store_false",
+        help="send no GRE sequence numbers (engine only; the table always sends them)",
+    )
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        metavar="SECONDS",
+        help="keepalive period of every tunnel (engine only; default: no keepalives)",
+    )
+    parser.add_argument(
         "--budget",
         type=int,
         default=DEFAULT_READ_BUDGET,
@@ -103,11 +130,23 @@ def _gre_port(options):
         if options.tunnel:
             raise SystemExit("--tunnel needs a GRE port: add --gre-ip or --gre-udp")
         return None
-    table = GreTunnelTable(local)
-    for tunnel in options.tunnel:
-        table.add_tunnel(tunnel)
     port_class = RawGrePort if options.gre_ip else UdpGrePort
-    return port_class(local, table, budget=options.budget)
+    if options.endpoint == "table":
+        endpoint = GreTunnelTable(local)
+        for tunnel in options.tunnel:
+            endpoint.add_tunnel(tunnel)
+    else:
+        endpoint = TunnelEngine(local, transport=port_class.transport)
+        for tunnel in options.tunnel:
+            endpoint.add_tunnel(
+                tunnel.agg_id,
+                tunnel.remote,
+                tunnel.key,
+                sequence=options.sequence,
+                path_mtu=options.path_mtu,
+                keepalive_period=options.keepalive,
+            )
+    return port_class(local, endpoint, budget=options.budget)
 
 
 def _counters(dispatcher: BridgeDispatcher) -> dict:
@@ -115,7 +154,9 @@ def _counters(dispatcher: BridgeDispatcher) -> dict:
     for number, port in dispatcher.ports().items():
         entry = port.counters.as_dict()
         endpoint = getattr(port, "endpoint", None)
-        if endpoint is not None:
+        if isinstance(endpoint, TunnelEngine):
+            entry.update({f"tunnel.{name}": n for name, n in endpoint.counters.items() if n})
+        elif endpoint is not None:
             entry["tunnel.unknown_peer"] = endpoint.counters.unknown_peer
             entry["tunnel.out_of_order"] = endpoint.counters.out_of_order
         ports[f"{number}:{port.name}"] = entry

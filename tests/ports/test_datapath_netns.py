@@ -28,9 +28,14 @@ _PAYLOAD_SIZES = (1, 18, 100, 1000, 1472)
 _TOS_VALUES = (0x00, 0xB8, 0x28, 0x48, 0x00)
 
 
-@pytest.fixture(scope="module", params=["ip", "udp"])
+@pytest.fixture(
+    scope="module",
+    params=[("ip", "engine"), ("udp", "engine"), ("ip", "table")],
+    ids=["ip-engine", "udp-engine", "ip-table"],
+)
 def hop(request):
-    with gre_hop(transport=request.param) as topology:
+    transport, endpoint = request.param
+    with gre_hop(transport=transport, endpoint=endpoint) as topology:
         yield topology
 
 
@@ -228,6 +233,34 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
     with open(leases, encoding="utf-8") as stream:
         lease_lines = stream.read().splitlines()
     assert any(hop.mac(hop.a) in line for line in lease_lines)
+
+
+def test_too_big_answered_with_icmp(hop):
+    """
+    With the tunnel engine, a packet with DF that does not fit the tunnel
+    gets ICMP "fragmentation needed" back to the sender with the tunnel's
+    inner MTU: 1600 minus 20 bytes of outer IPv4, 12 of GRE with key and
+    sequence number, 8 of UDP for GRE-in-UDP, and 14 of Ethernet.
+    """
+    if "table" in hop.kind:
+        pytest.skip("the static table does no MTU handling")
+    inner_mtu = 1600 - 20 - 12 - 14 - (8 if "udp" in hop.kind else 0)
+    in_a = ["ip", "netns", "exec", hop.a.name]
+    for host, device in ((hop.a, "ha0"), (hop.b, "hb0")):
+        host.ip("link", "set", device, "mtu", "1600")
+    try:
+        ping = subprocess.run(
+            [*in_a, "ping", "-M", "do", "-s", "1560", "-c", "2", "-i", "0.3", "-W", "2", HOST_B],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    finally:
+        for host, device in ((hop.a, "ha0"), (hop.b, "hb0")):
+            host.ip("link", "set", device, "mtu", "1500")
+    output = ping.stdout + ping.stderr
+    assert f"mtu = {inner_mtu}" in output
 
 
 def test_tap_to_tap_ping():

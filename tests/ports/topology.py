@@ -169,21 +169,26 @@ def tap_to_tap(*, budget: int = 64):
 
 
 @contextlib.contextmanager
-def gre_hop(*, transport: str = "ip", budget: int = 64):
+def gre_hop(*, transport: str = "ip", endpoint: str = "engine", budget: int = 64):
     """
     Hosts A and B each behind their own forwarder; the forwarders are
     joined by a GRE tunnel over a veth pair C{wa} (192.0.2.1) and C{wb}
     (192.0.2.2).
 
     The veth pair has an MTU of 1600, so that a full 1514-byte frame fits
-    with the 20-byte outer IPv4 header, 16 bytes of GRE and 8 of UDP.  The
-    ports do not fragment: a raw socket with C{IP_HDRINCL} rejects a packet
-    over the MTU with C{EMSGSIZE}, which the port counts as a send error.
+    with the 20-byte outer IPv4 header, 12 bytes of GRE with key and
+    sequence number, and 8 of UDP.  With
+    the static table the ports do not fragment: a raw socket with
+    C{IP_HDRINCL} rejects a packet over the MTU with C{EMSGSIZE}, which the
+    port counts as a send error.
 
     @param transport: C{"ip"} for IP protocol 47, C{"udp"} for GRE-in-UDP.
+    @param endpoint: C{"engine"} for the tunnel engine with sequence
+        numbers and a path MTU of 1600, C{"table"} for the port layer's
+        static table.
     """
     with namespaces("ha", "hb", "fa", "fb") as (a, b, forward_a, forward_b):
-        topology = Topology(f"GRE hop ({transport})", a, b)
+        topology = Topology(f"GRE hop ({transport}, {endpoint})", a, b)
         topology.wan = forward_b
         forward_a.ip(
             "link", "add", "wa", "type", "veth", "peer", "name", "wb", "netns", forward_b.name
@@ -208,6 +213,10 @@ def gre_hop(*, transport: str = "ip", budget: int = 64):
                     f"1:{remote}:{TUNNEL_KEY:#x}",
                     "--budget",
                     str(budget),
+                    "--endpoint",
+                    endpoint,
+                    "--path-mtu",
+                    str(WAN_MTU),
                 )
                 _move_tap(owner, "tap0", host, device)
                 _host_up(host, device, address)
