@@ -282,6 +282,13 @@ def test_random_bytes_raise_only_decode_error(data: bytes) -> None:
     parse_or_decode_error(parse_ipv6, data)
 
 
+@given(st.binary(max_size=60), addresses, addresses)
+def test_random_icmpv6_raise_only_decode_error(
+    data: bytes, source: bytes, destination: bytes
+) -> None:
+    parse_or_decode_error(lambda d: parse_icmpv6(d, source, destination), data)
+
+
 @given(packets)
 def test_random_chains_raise_only_decode_error(packet: Ipv6Packet) -> None:
     parse_or_decode_error(walk_extension_headers, packet)

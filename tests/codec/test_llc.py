@@ -147,9 +147,17 @@ def test_truncated_update_frames_rejected() -> None:
         assert frame is None or parse_or_decode_error(parse_layer2_update, frame) is None
 
 
-def test_all_zero_rejected() -> None:
+def test_all_zero_frame_rejected() -> None:
     with pytest.raises(DecodeError):
         parse_ethernet(bytes(60))
+
+
+def test_all_zero_pdu_is_not_update() -> None:
+    # Four zero bytes are a well-formed I-format PDU between the null SAPs.
+    frame = EthernetFrame(BROADCAST, mac(STATION), None, bytes(46))
+    assert parse_llc(frame.payload).control == 0
+    with pytest.raises(DecodeError, match="not XID"):
+        parse_layer2_update(frame)
 
 
 def test_build_rejects_mismatched_control() -> None:
