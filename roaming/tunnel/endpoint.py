@@ -434,7 +434,11 @@ class GreEndpoint:
         if length < 14:
             self.counters["runt-frame"] += 1
             return None
-        tos = self._tos.tos_for_frame(frame)
+        if length > 15 and frame[12] == 0x08 and frame[13] == 0x00 and frame[14] >> 4 == 4:
+            # Untagged IPv4, the common case: copy its TOS without a call.
+            tos = frame[15]
+        else:
+            tos = self._tos.tos_for_frame(frame)
         if length > tunnel.max_frame and not self._admit_oversized(tunnel, frame, now):
             return None
 

@@ -351,6 +351,21 @@ def test_arbitrary_input_never_raises(data):
         assert remote.counters["frames-decapsulated"] == 1
 
 
+@pytest.mark.parametrize("length", [14, 15, 16])
+def test_short_ipv4_frames_sent(length):
+    """
+    Frames with the IPv4 EtherType but no room for the TOS byte are sent
+    with the TOS of priority 0.
+    """
+    local, remote = endpoint_pair()
+    frame = (ETHERNET_FRAME[:14] + b"\x45\xb8")[:length]
+
+    outgoing = local.encapsulate(7, frame, 0.0)
+
+    assert outgoing.tos == (0xB8 if length == 16 else 0)
+    assert remote.decapsulate(LOCAL, outgoing.packets[0], 0.0) == (9, frame)
+
+
 def test_encapsulate_drops_counted():
     """
     An unknown aggregation ID and a runt frame are counted, not raised.
@@ -678,6 +693,27 @@ def test_set_path_mtu():
     with pytest.raises(ValueError, match="path MTU"):
         local.set_path_mtu(7, 40)
     assert local.tunnel(7).path_mtu == 1280
+
+
+@settings(max_examples=200)
+@given(
+    body=st.binary(min_size=14, max_size=1472),
+    transport=st.sampled_from(list(Transport)),
+    checksum_on=st.booleans(),
+    sequence_on=st.booleans(),
+    key=st.none() | st.integers(0, 0xFFFF_FFFF),
+)
+def test_round_trip_any_frame(body, transport, checksum_on, sequence_on, key):
+    """
+    Any frame of 14 bytes or more that fits comes out unchanged.
+    """
+    local, remote = endpoint_pair(transport, key=key, checksum=checksum_on, sequence=sequence_on)
+    frame = body[: local.tunnel(7).max_frame]
+
+    outgoing = local.encapsulate(7, frame, 0.0)
+
+    assert len(outgoing.packets) == 1
+    assert remote.decapsulate(LOCAL, outgoing.packets[0], 0.0) == (9, frame)
 
 
 def test_counter_names_complete():
