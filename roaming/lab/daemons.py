@@ -113,7 +113,7 @@ def write_config(plan: LabPlan, node: Node, directory: Path) -> Path:
         lines.append(f'controller = "{plan.node(node.controller).address}"')
     lines += [
         # Six daemons and the probe traffic share the machine's CPUs, so a
-        # busy daemon may answer late: allow 5 missed keepalives, not 3.
+        # busy daemon may reply late: allow 5 missed keepalives, not 3.
         "keepalive_misses = 5",
         "reconnect_initial = 0.1",
         "reconnect_max = 1.0",

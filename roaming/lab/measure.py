@@ -46,7 +46,7 @@ RESTORED_FRACTION = 0.9
 @dataclass(frozen=True)
 class RoamFigures:
     """
-    What one roam cost one client.
+    Cost of one roam to one client.
 
     @ivar interruption_ms: see the module docstring; L{None} when no echo
         arrived through the new AP in the window, so connectivity was not

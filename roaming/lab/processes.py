@@ -128,7 +128,7 @@ class ProcessGroup:
         """
         for process in reversed(self.processes):
             # NOTE: a process that survives SIGKILL for 5 s is stuck in the
-            # kernel; it is left behind and the namespace removal that
+            # kernel. It is left behind, so the namespace removal that
             # follows may fail.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.stop(process)

@@ -8,7 +8,7 @@ The steps, in order:
   1. build the namespaces (L{roaming.lab.topology});
   2. serve one emulated radio per AP, in a reactor thread;
   3. write certificates and configurations, start SC1 (primary), SC2 and
-     the four APs under twistd, and wait until each answers roamctl, each
+     the four APs under twistd, and wait until each responds to roamctl, each
      AP's radio is attached and every node's address answers ping;
   4. start dnsmasq in each subnet and the echo server on the host;
   5. associate each client with its home AP, run udhcpc until it is bound,
@@ -71,7 +71,7 @@ STAGE_HORIZON_S = 2.0
 @dataclass
 class LabOptions:
     """
-    What one run does; the command-line options of C{roaming-lab run}.
+    Settings of one run: the command-line options of C{roaming-lab run}.
     """
 
     clients: int = 1
@@ -144,7 +144,7 @@ def scenario_targets(plan: LabPlan, client: Client, scenario: str) -> list[str]:
     """
     if scenario not in SCENARIOS:
         raise LabError(
-            f"unknown scenario {scenario!r}: expected one of {', '.join(sorted(SCENARIOS))}"
+            f"invalid scenario {scenario!r}: expected one of {', '.join(sorted(SCENARIOS))}"
         )
     home = plan.node(client.home_ap)
     others = [node.name for node in plan.nodes_with_role("ap") if node.subnet == home.subnet]
@@ -235,12 +235,12 @@ class LabRun:
 
     def run(self) -> dict[str, Any]:
         """
-        Run the lab and return the report; see L{report}.
+        Run the lab and return the report that C{--json} writes.
 
         @raise LabError: if the lab cannot be built or a component fails.
         """
         check_privileges()
-        _check_programs()
+        _check_programs(capture=self.options.pcap_dir is not None)
         if self.options.scenario not in SCENARIOS:
             scenario_targets(self.plan, self.plan.clients[0], self.options.scenario)
         previous = signal.signal(signal.SIGTERM, _interrupt_handler(self.owner_pid))
@@ -293,7 +293,6 @@ class LabRun:
 
     def _start_daemons(self) -> None:
         daemons.write_certificates(self.plan, self.directory)
-        started = []
         # The primary SC first, so the others find it at once.
         nodes = self.plan.nodes_with_role("sc") + self.plan.nodes_with_role("ap")
         for node in nodes:
@@ -301,7 +300,9 @@ class LabRun:
             log_file = self.directory / f"{node.name}.twistd.log"
             command = daemons.daemon_command(node, config, log_file)
             self.say(f"Starting {node.name}: {' '.join(command)}")
-            started.append(self.processes.start(node.name, self.plan.namespace(node.name), command))
+            self.processes.start(
+                node.name, self.plan.namespace(node.name), command, own_log_path=log_file
+            )
         self._wait_for_daemons(nodes)
 
     def _wait_for_daemons(self, nodes: list[Node]) -> None:
@@ -319,7 +320,7 @@ class LabRun:
             wait_for(
                 lambda node=node: answers(node),
                 timeout=READY_TIMEOUT,
-                what=f"{node.name} to answer roamctl (log: {self._daemon_log(node)})",
+                what=f"{node.name} to respond to roamctl (log: {self._daemon_log(node)})",
             )
         for node in self.plan.nodes_with_role("ap"):
             wait_for(
@@ -659,14 +660,13 @@ def _ping(namespace: str, address: str, *, count: int = 1) -> bool:
     return completed.returncode == 0
 
 
-def _check_programs() -> None:
+def _check_programs(*, capture: bool) -> None:
+    programs = [("dnsmasq", "dnsmasq-base"), ("udhcpc", "udhcpc"), ("ping", "iputils-ping")]
+    if capture:
+        programs.append(("tcpdump", "tcpdump"))
     missing = [
         f"{program} (apt-get install {package})"
-        for program, package in (
-            ("dnsmasq", "dnsmasq-base"),
-            ("udhcpc", "udhcpc"),
-            ("ping", "iputils-ping"),
-        )
+        for program, package in programs
         if shutil.which(program) is None and not os.path.exists(f"/usr/sbin/{program}")
     ]
     if missing:

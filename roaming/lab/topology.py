@@ -41,7 +41,7 @@ __all__ = [
     "default_plan",
 ]
 
-#: The RFC 2544 benchmarking range that holds every lab address.
+#: The RFC 2544 benchmarking range that contains every lab address.
 LAB_NETWORK = ipaddress.IPv4Network("198.18.0.0/15")
 
 #: MTU of the clients' interfaces. Frames to and from a roamed client cross
@@ -56,7 +56,7 @@ MAX_CLIENTS = 200
 
 class LabError(Exception):
     """
-    The lab cannot be built or run; the message says what is missing or
+    The lab cannot be built or run. The message names what is missing or
     what failed, and what to do.
     """
 

@@ -48,7 +48,7 @@ def test_long_tour_has_50_roams():
 
 
 def test_unknown_scenario():
-    with pytest.raises(LabError, match="unknown scenario 'nope'"):
+    with pytest.raises(LabError, match="invalid scenario 'nope'"):
         scenario_targets(PLAN, PLAN.clients[0], "nope")
 
 
