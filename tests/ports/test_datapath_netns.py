@@ -196,6 +196,7 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
         "--port=0",
         "--interface=hb0",
         "--bind-interfaces",
+        "--no-ping",
         "--dhcp-range=10.0.0.100,10.0.0.150,255.255.255.0,1h",
         f"--dhcp-leasefile={leases}",
         f"--pid-file={tmp_path / 'dnsmasq.pid'}",
