@@ -11,19 +11,21 @@ after each of these it sends what L{GreEndpoint.drain_packets} returns,
 hands what L{GreEndpoint.drain_frames} returns to the bridge, and acts on
 L{GreEndpoint.drain_events}.
 
-Keepalive wire format (compatible with the reflected keepalives of Cisco
-IOS, so that a plain GRE peer that routes the inner packet answers them):
-the request is a GRE packet to the remote with protocol type 0x0800 and the
-tunnel's key, carrying an inner IPv4 packet from the remote to the local
-address, protocol 47, whose payload is a bare GRE header with protocol type
-0 and the same key. The remote sends the inner packet back as it is, and
-the local end takes any GRE packet with protocol type 0 and a tunnel's key
-from that tunnel's remote as the reply. This endpoint reflects such
-requests itself, but only when the inner packet goes from its own address
-to the tunnel's remote, so it cannot be used to send packets elsewhere.
-Over GRE-in-UDP the reflected reply is the inner GRE header alone, sent as
-the UDP payload, because the unprivileged UDP socket cannot send an IPv4
-header.
+Keepalive wire format: the reflected keepalive that Cisco's tech note "GRE
+Tunnel Keepalives" (document 64565) describes, so that a plain GRE peer
+that routes the inner packet sends it back. The request is a GRE packet to
+the remote with protocol type 0x0800 and the tunnel's key. It carries an
+inner IPv4 packet from the remote to the local address, protocol 47, whose
+payload is a bare GRE header with protocol type 0 and the same key. The
+remote sends the inner packet back as it is, and the local end takes any
+GRE packet with protocol type 0 and a tunnel's key from that tunnel's
+remote as the reply.
+
+This endpoint reflects such requests itself, but only when the inner packet
+goes from its own address to the tunnel's remote, so it cannot be used to
+send packets elsewhere. Over GRE-in-UDP the reflected reply is the inner
+GRE header alone, sent as the UDP payload, because the unprivileged UDP
+socket cannot send an IPv4 header.
 """
 
 from __future__ import annotations
