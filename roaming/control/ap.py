@@ -96,7 +96,8 @@ class AccessPoint:
     @param controller: the address of the SC controlling it.
     @param subnets: the AP's own subnets (one per VLAN interface).
     @param vlans: the VLAN IDs of its bridges.
-    @param database: the client cache (in memory by default).
+    @param database: the client cache (in memory, without SQLite, by
+        default).
     """
 
     def __init__(
@@ -113,7 +114,7 @@ class AccessPoint:
         self.controller = controller
         self.subnets = tuple(subnets)
         self.vlans = tuple(vlans)
-        self.db = database if database is not None else ClientDatabase(":memory:")
+        self.db = database if database is not None else ClientDatabase(None)
         self.max_stations = max_stations
         self.connected = False
         self.stations: dict[bytes, Station] = {}

@@ -19,11 +19,12 @@ L{ClientDatabase} stores three tables:
     each and the client's home SC.
 
 Every row is written through to SQLite inside a transaction, so a restarted
-SC reopens the file and loses no client; reads come from dictionaries
-loaded at open. The schema version is SQLite's C{user_version}. Each table
-has a maximum size: a full C{client} table evicts the least recently
-updated client that is neither a traveler nor a visitor, and full traveler
-or visitor tables raise L{DatabaseFullError}.
+SC reopens the file and loses no client. Reads come from dictionaries
+loaded at open. An AP's cache can skip SQLite altogether (C{path=None}).
+The schema version is SQLite's C{user_version}. Each table has a maximum
+size. A full C{client} table evicts the least recently updated client that
+is neither a traveler nor a visitor, and full traveler or visitor tables
+raise L{DatabaseFullError}.
 
 L{SubnetTable} maps subnets to the nodes serving them, and picks the home
 node for an address: the one with the lowest address among the nodes
@@ -195,26 +196,30 @@ class ClientDatabase:
     """
     Clients, travelers and visitors, persisted in SQLite.
 
-    @param path: a file path, or C{":memory:"} for a database that lives as
-        long as this object (an AP's cache).
+    @param path: a file path; C{":memory:"} for an SQLite database that
+        lives as long as this object; or C{None} for no SQLite at all (an
+        AP's cache, which needs no persistence).
     @param max_clients: maximum number of client rows, and separately of
         traveler rows and of visitor rows.
     """
 
-    def __init__(self, path: str = ":memory:", *, max_clients: int = 100_000) -> None:
+    def __init__(self, path: str | None = ":memory:", *, max_clients: int = 100_000) -> None:
         if max_clients < 1:
             raise ValueError(f"max_clients is {max_clients}; give at least 1")
         self.path = path
         self.max_clients = max_clients
-        self._connection = sqlite3.connect(path, isolation_level=None)
-        self._open_schema()
+        # Clients in order of their last update, oldest first, so the
+        # eviction candidate is found from the front.
         self._clients: dict[bytes, ClientRecord] = {}
         self._travelers: dict[bytes, Traveler] = {}
         self._visitors: dict[bytes, Visitor] = {}
-        self._load()
+        self._connection: sqlite3.Connection | None = None
+        if path is not None:
+            self._connection = sqlite3.connect(path, isolation_level=None)
+            self._open_schema(self._connection)
+            self._load(self._connection)
 
-    def _open_schema(self) -> None:
-        connection = self._connection
+    def _open_schema(self, connection: sqlite3.Connection) -> None:
         if self.path != ":memory:":
             # WAL with synchronous=NORMAL syncs only at checkpoints. Commits
             # survive a crash of this process, and after a power cut or an
@@ -237,31 +242,42 @@ class ClientDatabase:
                 " away to start with an empty database"
             )
 
-    def _transaction(self) -> sqlite3.Connection:
-        # With isolation_level=None the connection is in autocommit mode, so
-        # "with connection" alone would not open a transaction: begin one
-        # explicitly and let the context manager commit or roll back.
-        self._connection.execute("BEGIN")
-        return self._connection
-
-    def _load(self) -> None:
-        for row in self._connection.execute("SELECT * FROM client"):
+    def _load(self, connection: sqlite3.Connection) -> None:
+        for row in connection.execute("SELECT * FROM client ORDER BY updated"):
             record = ClientRecord._from_row(row)
             self._clients[record.mac] = record
-        for mac, foreign_sc, home_ap, since in self._connection.execute("SELECT * FROM traveler"):
+        for mac, foreign_sc, home_ap, since in connection.execute("SELECT * FROM traveler"):
             self._travelers[bytes(mac)] = Traveler(
                 bytes(mac), IPv4Address(foreign_sc), _to_address(home_ap), since
             )
-        for mac, ap, home_sc, since in self._connection.execute("SELECT * FROM visitor"):
+        for mac, ap, home_sc, since in connection.execute("SELECT * FROM visitor"):
             self._visitors[bytes(mac)] = Visitor(
                 bytes(mac), _to_address(ap), IPv4Address(home_sc), since
             )
+
+    def _write(self, *statements: tuple[str, tuple]) -> None:
+        """
+        Run C{statements} in one transaction, or do nothing without SQLite.
+        Callers change the dictionaries only after this returns, so a failed
+        write leaves memory and file alike unchanged.
+        """
+        connection = self._connection
+        if connection is None:
+            return
+        # With isolation_level=None the connection is in autocommit mode, so
+        # "with connection" alone would not open a transaction: begin one
+        # explicitly and let the context manager commit or roll back.
+        connection.execute("BEGIN")
+        with connection:
+            for sql, parameters in statements:
+                connection.execute(sql, parameters)
 
     def close(self) -> None:
         """
         Close the SQLite connection. Every change is already committed.
         """
-        self._connection.close()
+        if self._connection is not None:
+            self._connection.close()
 
     # Clients.
 
@@ -279,37 +295,36 @@ class ClientDatabase:
         @raise DatabaseFullError: if every stored client is a traveler or a
             visitor.
         """
-        with self._transaction() as connection:
-            if record.mac not in self._clients and len(self._clients) >= self.max_clients:
-                self._evict(connection)
-            connection.execute(
-                "INSERT OR REPLACE INTO client VALUES (?,?,?,?,?,?,?,?,?,?,?)", record._row()
-            )
+        statements = []
+        victim = None
+        if record.mac not in self._clients and len(self._clients) >= self.max_clients:
+            victim = self._eviction_candidate()
+            statements.append(("DELETE FROM client WHERE mac = ?", (victim,)))
+        statements.append(
+            ("INSERT OR REPLACE INTO client VALUES (?,?,?,?,?,?,?,?,?,?,?)", record._row())
+        )
+        self._write(*statements)
+
+        if victim is not None:
+            del self._clients[victim]
+        self._clients.pop(record.mac, None)
         self._clients[record.mac] = record
 
-    def _evict(self, connection: sqlite3.Connection) -> None:
-        row = connection.execute(
-            "SELECT mac FROM client WHERE mac NOT IN (SELECT mac FROM traveler)"
-            " AND mac NOT IN (SELECT mac FROM visitor) ORDER BY updated LIMIT 1"
-        ).fetchone()
-        if row is None:
-            raise DatabaseFullError(
-                f"client database {self.path} is full with {self.max_clients} clients, all"
-                " travelers or visitors; raise max_clients"
-            )
-        connection.execute("DELETE FROM client WHERE mac = ?", row)
-        # NOTE: the row leaves the dictionary before the transaction
-        # commits. If the commit then fails, the evicted client is gone
-        # from memory but still in the file until the next restart.
-        del self._clients[bytes(row[0])]
+    def _eviction_candidate(self) -> bytes:
+        for mac in self._clients:
+            if mac not in self._travelers and mac not in self._visitors:
+                return mac
+        raise DatabaseFullError(
+            f"client database {self.path} is full with {self.max_clients} clients, all"
+            " travelers or visitors; raise max_clients"
+        )
 
     def delete(self, mac: bytes) -> None:
         """
         Remove a client if it is stored.
         """
         if mac in self._clients:
-            with self._transaction() as connection:
-                connection.execute("DELETE FROM client WHERE mac = ?", (mac,))
+            self._write(("DELETE FROM client WHERE mac = ?", (mac,)))
             del self._clients[mac]
 
     def clients(self) -> Iterator[ClientRecord]:
@@ -336,16 +351,8 @@ class ClientDatabase:
         @raise DatabaseFullError: if the traveler table is full.
         """
         self._check_room(self._travelers, traveler.mac, "traveler")
-        with self._transaction() as connection:
-            connection.execute(
-                "INSERT OR REPLACE INTO traveler VALUES (?,?,?,?)",
-                (
-                    traveler.mac,
-                    int(traveler.foreign_sc),
-                    _to_int(traveler.home_ap),
-                    traveler.since,
-                ),
-            )
+        row = (traveler.mac, int(traveler.foreign_sc), _to_int(traveler.home_ap), traveler.since)
+        self._write(("INSERT OR REPLACE INTO traveler VALUES (?,?,?,?)", row))
         self._travelers[traveler.mac] = traveler
 
     def delete_traveler(self, mac: bytes) -> Traveler | None:
@@ -354,8 +361,7 @@ class ClientDatabase:
         """
         traveler = self._travelers.get(mac)
         if traveler is not None:
-            with self._transaction() as connection:
-                connection.execute("DELETE FROM traveler WHERE mac = ?", (mac,))
+            self._write(("DELETE FROM traveler WHERE mac = ?", (mac,)))
             del self._travelers[mac]
         return traveler
 
@@ -380,11 +386,8 @@ class ClientDatabase:
         @raise DatabaseFullError: if the visitor table is full.
         """
         self._check_room(self._visitors, visitor.mac, "visitor")
-        with self._transaction() as connection:
-            connection.execute(
-                "INSERT OR REPLACE INTO visitor VALUES (?,?,?,?)",
-                (visitor.mac, _to_int(visitor.ap), int(visitor.home_sc), visitor.since),
-            )
+        row = (visitor.mac, _to_int(visitor.ap), int(visitor.home_sc), visitor.since)
+        self._write(("INSERT OR REPLACE INTO visitor VALUES (?,?,?,?)", row))
         self._visitors[visitor.mac] = visitor
 
     def delete_visitor(self, mac: bytes) -> Visitor | None:
@@ -393,8 +396,7 @@ class ClientDatabase:
         """
         visitor = self._visitors.get(mac)
         if visitor is not None:
-            with self._transaction() as connection:
-                connection.execute("DELETE FROM visitor WHERE mac = ?", (mac,))
+            self._write(("DELETE FROM visitor WHERE mac = ?", (mac,)))
             del self._visitors[mac]
         return visitor
 

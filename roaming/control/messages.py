@@ -199,7 +199,9 @@ def _check_mac(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 def _check_address(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, IPv4Address):
         raise InvalidMessageError(attribute.name, f"{value!r} is not an IPv4Address")
-    if value.is_unspecified or value.is_multicast or value == IPv4Address(_MAX_U32):
+    # 0.0.0.0, 224.0.0.0/4 (RFC 5771) and 255.255.255.255 name no single node.
+    number = int(value)
+    if number == 0 or number >> 28 == 0xE or number == _MAX_U32:
         raise InvalidMessageError(attribute.name, f"{value} is not a unicast address")
 
 

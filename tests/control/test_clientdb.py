@@ -43,16 +43,20 @@ def full_record(mac: bytes = MAC1, updated: float = 1.0) -> ClientRecord:
     )
 
 
+STORAGE = pytest.mark.parametrize("storage", [":memory:", None], ids=["sqlite", "no-sqlite"])
+
+
 @pytest.fixture
 def path(tmp_path) -> str:
     return str(tmp_path / "clients.sqlite")
 
 
-def test_put_get_every_field() -> None:
+@STORAGE
+def test_put_get_every_field(storage: str | None) -> None:
     """
     A stored client comes back with every field.
     """
-    db = ClientDatabase()
+    db = ClientDatabase(storage)
     db.put(full_record())
     assert db.get(MAC1) == full_record()
     assert db.get(MAC2) is None
@@ -127,12 +131,13 @@ def test_unknown_schema_version(path: str) -> None:
     assert "99" in str(raised.value)
 
 
-def test_eviction_skips_roaming_clients() -> None:
+@STORAGE
+def test_eviction_skips_roaming_clients(storage: str | None) -> None:
     """
     A full client table evicts the least recently updated client that is
     neither a traveler nor a visitor.
     """
-    db = ClientDatabase(max_clients=2)
+    db = ClientDatabase(storage, max_clients=2)
     db.put(full_record(MAC1, updated=1.0))
     db.put(full_record(MAC2, updated=2.0))
     db.put_traveler(Traveler(MAC1, SC2, AP1))
@@ -144,11 +149,46 @@ def test_eviction_skips_roaming_clients() -> None:
     assert db.get(MAC3) is not None
 
 
-def test_eviction_impossible() -> None:
+@STORAGE
+def test_eviction_follows_updates(storage: str | None) -> None:
+    """
+    Updating a client makes it the most recent, so the other one goes.
+    """
+    db = ClientDatabase(storage, max_clients=2)
+    db.put(full_record(MAC1, updated=1.0))
+    db.put(full_record(MAC2, updated=2.0))
+    db.put(full_record(MAC1, updated=3.0))
+
+    db.put(full_record(MAC3, updated=4.0))
+
+    assert db.get(MAC1) is not None
+    assert db.get(MAC2) is None
+
+
+def test_eviction_order_survives_restart(path: str) -> None:
+    """
+    A reopened file evicts by the stored update times.
+    """
+    db = ClientDatabase(path, max_clients=2)
+    db.put(full_record(MAC2, updated=5.0))
+    db.put(full_record(MAC1, updated=1.0))
+    db.close()
+
+    reopened = ClientDatabase(path, max_clients=2)
+    reopened.put(full_record(MAC3, updated=6.0))
+
+    assert reopened.get(MAC1) is None
+    assert reopened.get(MAC2) is not None
+    reopened.close()
+    assert ClientDatabase(path).get(MAC1) is None
+
+
+@STORAGE
+def test_eviction_impossible(storage: str | None) -> None:
     """
     A table full of travelers raises instead of dropping one.
     """
-    db = ClientDatabase(max_clients=1)
+    db = ClientDatabase(storage, max_clients=1)
     db.put(full_record(MAC1))
     db.put_traveler(Traveler(MAC1, SC2, AP1))
     with pytest.raises(DatabaseFullError, match="max_clients"):
@@ -166,11 +206,12 @@ def test_replace_does_not_evict() -> None:
     assert db.get(MAC1).updated == 2.0
 
 
-def test_traveler_and_visitor_bounds() -> None:
+@STORAGE
+def test_traveler_and_visitor_bounds(storage: str | None) -> None:
     """
     The traveler and visitor tables each hold at most max_clients rows.
     """
-    db = ClientDatabase(max_clients=1)
+    db = ClientDatabase(storage, max_clients=1)
     db.put_traveler(Traveler(MAC1, SC2, AP1))
     db.put_visitor(Visitor(MAC1, AP2, SC1))
     db.put_traveler(Traveler(MAC1, SC1, AP1))
