@@ -10,8 +10,10 @@ reactor cannot be restarted in the test process) and checks its JSON report.
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -121,3 +123,38 @@ def test_nothing_left_behind(lab_report):
         ["ip", "netns", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert prefix not in namespaces
+
+
+def test_interrupt_removes_everything(netns_ready, tmp_path):
+    reason = daemons_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "roaming.lab.cli"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    try:
+        # Interrupt while the daemons start, once the network is built.
+        first_line = process.stdout.readline()
+        assert first_line.startswith("Building the lab network"), first_line
+        time.sleep(3.0)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, output
+    assert "interrupted; everything it created was removed" in output
+    namespaces = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"rmlab-{process.pid}-" not in namespaces
+    temporary = os.environ.get("TMPDIR", "/tmp")
+    leftovers = [
+        name for name in os.listdir(temporary) if name.startswith(f"roaming-lab-{process.pid}-")
+    ]
+    assert leftovers == []
