@@ -7,12 +7,18 @@ what a roaming node needs around the per-frame path:
 
   - the port options of the bridge core that the plain dispatcher does not
     pass (C{l3_learning}, C{split_horizon});
-  - the flood policy of tunnels: a frame that the bridge floods, or a group
-    frame, enters a tunnel only if flooding into that tunnel is enabled or
-    the frame's source is a visitor whose traffic the bridge sends there on
-    purpose. Flooding every LAN broadcast into every tunnel would copy a
-    subnet's broadcasts (DHCP among them) into other subnets, and would
-    loop them back to APs that share the SC's LAN;
+  - the flood policy of tunnels (L{NodeDispatcher.allow_flood}). The
+    bridge floods to every port; a plain bridge on a node that shares its
+    LAN with the other end of its tunnels would copy a subnet's broadcasts
+    (DHCP among them) into other subnets and loop them back onto the LAN.
+    So a flooded frame, or a group frame, whose source is not a visitor:
+
+      - enters a tunnel only if flooding into that tunnel member is
+        enabled, or the node allows floods from the ingress port into that
+        tunnel port (an SC passes floods between its AP and SC tunnels);
+      - enters a I{guarded} port (the LAN) from a tunnel only if its source
+        has a static entry on that tunnel (a traveler, whose home AP puts
+        its frames on the home LAN);
   - the bridge's events, handed to the daemon after each frame;
   - a watch list of stations whose next delivered frame is logged as a
     roam stage (the first frame back to a station after it associated).
@@ -74,6 +80,10 @@ class NodeDispatcher(BridgeDispatcher):
         self._tunnel_ports: set[int] = set()
         #: (port, agg_id) pairs that floods may enter.
         self._flood_enabled: set[tuple[int, int | None]] = set()
+        #: Tunnel ports that floods from an ingress port may always enter.
+        self._flood_paths: dict[int, frozenset[int]] = {}
+        #: Ports that floods from tunnels enter only for travelers.
+        self._guarded: set[int] = set()
         #: Stations whose next delivered frame is reported, by MAC.
         self.watched: set[bytes] = set()
         self.flood_filtered = 0
@@ -139,6 +149,19 @@ class NodeDispatcher(BridgeDispatcher):
         else:
             self._flood_enabled.discard((port, agg_id))
 
+    def allow_flood(self, ingress: int, egress: int) -> None:
+        """
+        Let every flood from port C{ingress} enter the tunnel port C{egress}.
+        """
+        self._flood_paths[ingress] = self._flood_paths.get(ingress, frozenset()) | {egress}
+
+    def guard(self, port: int) -> None:
+        """
+        Keep floods that arrive through a tunnel out of C{port}, except
+        frames from travelers.
+        """
+        self._guarded.add(port)
+
     def flood_enabled(self, port: int, agg_id: int | None) -> bool:
         """
         Whether floods enter the tunnel C{(port, agg_id)}.
@@ -161,7 +184,7 @@ class NodeDispatcher(BridgeDispatcher):
             if events:
                 self._on_events(events)
             if tunnel_ports and (len(egress) > 1 or frame[0] & 1):
-                egress = self._filter_floods(egress, frame)
+                egress = self._filter_floods(number, agg_id, egress, frame)
             if watched and frame[0:6] in watched:
                 self._first_frame(frame[0:6], egress)
             for egress_port, egress_agg_id in egress:
@@ -178,18 +201,28 @@ class NodeDispatcher(BridgeDispatcher):
 
         return frame_received
 
-    def _filter_floods(self, egress: tuple, frame: bytes) -> tuple:
+    def _filter_floods(
+        self, ingress: int, ingress_agg_id: int | None, egress: tuple, frame: bytes
+    ) -> tuple:
         source = self.bridge.lookup(frame[6:12])
         if source is not None and source.src_egress is not None:
-            # Source forwarding of a visitor: the bridge chose this tunnel.
+            # Source forwarding of a visitor: the bridge chose this egress.
             return egress
-        kept = tuple(
-            pair
-            for pair in egress
-            if pair[0] not in self._tunnel_ports or pair in self._flood_enabled
-        )
+        tunnels = self._tunnel_ports
+        from_tunnel = ingress in tunnels
+        traveler = from_tunnel and source is not None and source.static and source.port == ingress
+        paths = self._flood_paths.get(ingress, frozenset())
+        kept = []
+        for pair in egress:
+            port = pair[0]
+            if port in tunnels:
+                if pair not in self._flood_enabled and port not in paths:
+                    continue
+            elif from_tunnel and port in self._guarded and not traveler:
+                continue
+            kept.append(pair)
         self.flood_filtered += len(egress) - len(kept)
-        return kept
+        return tuple(kept)
 
     def _first_frame(self, mac: bytes, egress: tuple) -> None:
         names = [self._ports[port].name for port, _ in egress if port in self._ports]

@@ -26,7 +26,10 @@ from twisted.logger import Logger
 
 from roaming.bridge import RoamerDetected, SourceCleared, StationMoved
 
-__all__ = ["STAGES", "StageLog", "format_mac"]
+__all__ = ["MAX_TRACKED_MOVES", "STAGES", "StageLog", "format_mac"]
+
+# Bound on the stations whose moves are counted for log rate limiting.
+MAX_TRACKED_MOVES = 4096
 
 STAGES = (
     "station-connected",
@@ -46,29 +49,37 @@ def format_mac(mac: bytes) -> str:
     return mac.hex(":")
 
 
+# A module-level logger keeps its namespace; a Logger class attribute would
+# take the class's name instead.
+_log = Logger(namespace="roaming.stages")
+
+
 class StageLog:
     """
-    Emits roam stage events for one node, and counts them by stage.
+    Emits roam stage events, in the log namespace C{roaming.stages}, for
+    one node, and counts them by stage.
     """
-
-    log = Logger(namespace="roaming.stages")
 
     def __init__(self, node: str, clock: Any) -> None:
         self.node = node
         self._clock = clock
         self.counts = dict.fromkeys(STAGES, 0)
+        self._moves: dict[bytes, int] = {}
 
     def emit(self, stage: str, mac: bytes, **details: Any) -> None:
         """
         Log stage C{stage} for station C{mac}, stamped now.
         """
         self.counts[stage] += 1
-        self.log.info(
-            "Roam stage {roam_stage} for {mac} on {node} at {timestamp:.6f}",
+        _log.info(
+            "Roam stage {roam_stage} for {mac} on {node} at {timestamp:.6f} {details}",
             roam_stage=stage,
             node=self.node,
             mac=format_mac(mac),
             timestamp=self._clock.seconds(),
+            # The same details as separate fields for JSON logs, and as one
+            # text for the text log.
+            details=" ".join(f"{key}={value}" for key, value in details.items()),
             **details,
         )
 
@@ -89,11 +100,22 @@ class StageLog:
         elif isinstance(event, SourceCleared):
             self.emit("source-cleared", event.mac, reason=str(event.reason), vlan=vlan)
         elif isinstance(event, StationMoved):
-            self.emit(
-                "station-moved",
-                event.mac,
-                vlan=vlan,
-                old_port=event.old_port,
-                port=event.port,
-                agg_id=event.agg_id,
-            )
+            # A station seen on two ports in turn (a loop, or a wired host
+            # behind two paths) moves on every frame: log the 1st, 2nd, 4th,
+            # 8th... move of each station only.
+            moves = self._moves.get(event.mac, 0) + 1
+            if len(self._moves) < MAX_TRACKED_MOVES or event.mac in self._moves:
+                self._moves[event.mac] = moves
+            if moves & (moves - 1) == 0:
+                self.emit(
+                    "station-moved",
+                    event.mac,
+                    vlan=vlan,
+                    old_port=event.old_port,
+                    old_agg_id=event.old_agg_id,
+                    port=event.port,
+                    agg_id=event.agg_id,
+                    moves=moves,
+                )
+            else:
+                self.counts["station-moved"] += 1

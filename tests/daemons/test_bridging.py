@@ -1,0 +1,184 @@
+# -*- test-case-name: tests.daemons.test_bridging -*-
+"""
+Tests for L{roaming.tap.bridging.NodeDispatcher}: port options, the tunnel
+flood policy, bridge events and first-frame watches, with a real bridge
+core and memory ports.
+"""
+
+import ipaddress
+
+from twisted.internet.task import Clock
+
+from roaming.bridge import Bridge, RoamerDetected, ap_entries
+from roaming.ports.tunnels import GreTunnel, GreTunnelTable
+from roaming.tap.bridging import NodeDispatcher
+from tests.daemons.fakes import MemoryGrePort, MemoryPort
+
+STATION = bytes.fromhex("02aa00000001")
+HOST = bytes.fromhex("02bb00000002")
+BROADCAST = b"\xff" * 6
+
+
+def ethernet(destination, source, payload=b""):
+    """
+    Build an IPv4 Ethernet frame padded to 60 bytes; no IP header is
+    needed for flooding decisions.
+    """
+    return (destination + source + b"\x08\x06" + payload).ljust(60, b"\x00")
+
+
+def arp_request(source, sender_ip):
+    """
+    Build an ARP request from C{source} claiming C{sender_ip}.
+    """
+    body = bytes.fromhex("0001080006040001") + source + ipaddress.IPv4Address(sender_ip).packed
+    body += bytes(6) + bytes(4)
+    return ethernet(BROADCAST, source, body)
+
+
+class Node:
+    """
+    A bridge with a LAN port, a radio port and one GRE port with tunnel 1,
+    laid out like an AP's VLAN 0 bridge.
+    """
+
+    def __init__(self):
+        self.bridge = Bridge("vlan0")
+        self.events = []
+        self.first_frames = []
+        self.dispatcher = NodeDispatcher(
+            self.bridge,
+            clock=Clock(),
+            on_events=self.events.extend,
+            on_first_frame=lambda mac, port: self.first_frames.append((mac, port)),
+        )
+        self.lan = MemoryPort("lan0", "packet")
+        self.radio = MemoryPort("air0", "packet")
+        table = GreTunnelTable("10.1.0.11")
+        table.add_tunnel(GreTunnel(1, "10.1.0.2", 0))
+        self.gre = MemoryGrePort("gre-sc", "gre", table)
+        self.lan_number = self.dispatcher.attach(self.lan, l3_learning=False)
+        self.gre_number = self.dispatcher.attach(self.gre, tunnel=True)
+        self.radio_number = self.dispatcher.attach(self.radio)
+        self.dispatcher.guard(self.lan_number)
+
+    def sent(self, port):
+        frames = list(port.sent)
+        port.sent.clear()
+        return frames
+
+
+def test_port_options_reach_bridge():
+    node = Node()
+    ports = {row["name"]: row for row in node.bridge.ports()}
+    assert ports["lan0"]["l3_learning"] is False
+    assert ports["air0"]["l3_learning"] is True
+    assert ports["gre-sc"]["members"] == [1]
+
+
+def test_lan_broadcast_stays_out_of_tunnel():
+    node = Node()
+    frame = ethernet(BROADCAST, HOST)
+    node.lan.receive(frame)
+    assert node.sent(node.radio) == [(None, frame)]
+    assert node.sent(node.gre) == []
+    assert node.dispatcher.flood_filtered == 1
+
+
+def test_enabled_tunnel_gets_floods():
+    node = Node()
+    node.dispatcher.set_flood(node.gre_number, 1, True)
+    frame = ethernet(BROADCAST, HOST)
+    node.lan.receive(frame)
+    assert node.sent(node.gre) == [(1, frame)]
+    assert node.dispatcher.flood_enabled(node.gre_number, 1)
+    node.dispatcher.set_flood(node.gre_number, 1, False)
+    node.lan.receive(frame)
+    assert node.sent(node.gre) == []
+
+
+def test_tunnel_broadcast_kept_off_lan():
+    node = Node()
+    frame = ethernet(BROADCAST, HOST)
+    node.gre.receive(frame, 1)
+    assert node.sent(node.radio) == [(None, frame)]
+    assert node.sent(node.lan) == []
+
+
+def test_traveler_broadcast_reaches_lan():
+    node = Node()
+    node.bridge.add_static(STATION, node.gre_number, 1)
+    frame = ethernet(BROADCAST, STATION)
+    node.gre.receive(frame, 1)
+    assert node.sent(node.lan) == [(None, frame)]
+
+
+def test_visitor_broadcast_source_forwarded():
+    node = Node()
+    node.bridge.l3.replace(ap_entries(["10.1.0.0/24"], node.gre_number, 1))
+    frame = arp_request(STATION, "10.2.0.50")
+    node.radio.receive(frame)
+    assert node.sent(node.gre) == [(1, frame)]
+    assert node.sent(node.lan) == []
+    (event,) = node.events
+    assert isinstance(event, RoamerDetected)
+    assert event.mac == STATION
+
+
+def test_unicast_to_tunnel_not_filtered():
+    node = Node()
+    node.gre.receive(ethernet(BROADCAST, HOST), 1)
+    frame = ethernet(HOST, STATION)
+    node.radio.receive(frame)
+    assert node.sent(node.gre) == [(1, frame)]
+
+
+def test_allowed_flood_path_between_tunnels():
+    node = Node()
+    table = GreTunnelTable("10.1.0.11")
+    table.add_tunnel(GreTunnel(2, "10.2.0.2", 0))
+    other = MemoryGrePort("gre-sc2", "gre", table)
+    other_number = node.dispatcher.attach(other, tunnel=True)
+    node.dispatcher.allow_flood(node.gre_number, other_number)
+    frame = ethernet(BROADCAST, HOST)
+    node.gre.receive(frame, 1)
+    assert node.sent(other) == [(2, frame)]
+    other.receive(ethernet(BROADCAST, STATION), 2)
+    assert node.sent(node.gre) == []
+
+
+def test_first_frame_reported_once():
+    node = Node()
+    node.radio.receive(ethernet(HOST, STATION))
+    node.dispatcher.watched.add(STATION)
+    frame = ethernet(STATION, HOST)
+    node.lan.receive(frame)
+    node.lan.receive(frame)
+    assert node.first_frames == [(STATION, "air0")]
+    assert node.dispatcher.watched == set()
+
+
+def test_detach_removes_port_and_its_l3_entries():
+    node = Node()
+    node.bridge.l3.replace(ap_entries(["10.1.0.0/24"], node.gre_number, 1))
+    node.dispatcher.detach(node.gre_number)
+    assert node.gre.stopped
+    assert len(node.bridge.l3) == 0
+    assert "gre-sc" not in [row["name"] for row in node.bridge.ports()]
+
+
+def test_failed_start_leaves_no_port():
+    node = Node()
+    broken = MemoryPort("broken", "packet")
+
+    def fail(sink):
+        raise OSError("no such device")
+
+    broken.start_port = fail
+    try:
+        node.dispatcher.attach(broken)
+    except OSError as error:
+        assert "no such device" in str(error)
+    else:
+        raise AssertionError("attach did not raise")
+    assert "broken" not in [row["name"] for row in node.bridge.ports()]
