@@ -261,3 +261,30 @@ def test_udp_packets_cross_kernel(namespaces):
     results = [receiver.decapsulate(source, data, 0.0) for source, _, _, data in received]
     assert results == [(2, frame) for frame in frames]
     assert ipaddress.IPv4Address(received[0][0]) == ipaddress.IPv4Address(ADDRESS_A)
+
+
+def test_udp_keepalive_round_trip(namespaces):
+    """
+    Over GRE-in-UDP a keepalive and its reflected reply cross the kernel in
+    both directions and bring A's tunnel up.
+    """
+    endpoint_a = GreEndpoint(ADDRESS_A, transport=Transport.GRE_IN_UDP)
+    endpoint_a.add_tunnel(1, ADDRESS_B, KEY, keepalive_period=1.0, path_mtu=LINK_MTU)
+    endpoint_b = GreEndpoint(ADDRESS_B, transport=Transport.GRE_IN_UDP)
+    endpoint_b.add_tunnel(2, ADDRESS_A, KEY, path_mtu=LINK_MTU)
+
+    endpoint_a.poll(0.0)
+    [request] = endpoint_a.drain_packets()
+    line = f"{request.address} {request.source_port} {request.tos} {request.packets[0].hex()}"
+    [(source, tos, _, data)] = transfer(*namespaces, "udp", [line], expected=1)
+    assert tos == 0xC0
+    assert endpoint_b.decapsulate(source, data, 0.0) is None
+    [reflection] = endpoint_b.drain_packets()
+    line = (
+        f"{reflection.address} {reflection.source_port} {reflection.tos} "
+        f"{reflection.packets[0].hex()}"
+    )
+    [(source, _, _, data)] = transfer(namespaces[1], namespaces[0], "udp", [line], expected=1)
+
+    assert endpoint_a.decapsulate(source, data, 0.5) is None
+    assert endpoint_a.drain_events() == [TunnelUp(1, 0.5)]
