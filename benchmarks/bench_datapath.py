@@ -117,7 +117,7 @@ def measure_latency(topology, count: int) -> dict:
     )
     samples = sorted(float(value) * 1000 for value in _RTT.findall(output))
     if len(samples) < count * 0.9:
-        raise RuntimeError(f"only {len(samples)} of {count} pings answered")
+        raise RuntimeError(f"only {len(samples)} of {count} pings received a reply")
     return {
         "rtt_median_us": statistics.median(samples),
         "rtt_p99_us": samples[min(len(samples) - 1, int(len(samples) * 0.99))],

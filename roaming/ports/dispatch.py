@@ -35,7 +35,7 @@ class BridgeCore(Protocol):
 
 class DevicePort(Protocol):
     """
-    What every port of L{roaming.ports} provides to the dispatcher.
+    Interface of the ports of L{roaming.ports}, as the dispatcher uses it.
     """
 
     name: str

@@ -59,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m roaming.ports.forward",
         description="Bridge TAP devices, interfaces and GRE tunnels through one bridge core.",
     )
+
     parser.add_argument(
         "--tap", action="append", default=[], metavar="NAME", help="TAP device to create or open"
     )
+
     parser.add_argument(
         "--packet",
         action="append",
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INTERFACE",
         help="existing interface to attach through a packet socket",
     )
+
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument(
         "--gre-ip", metavar="LOCAL", help="local IPv4 address of a GRE port on IP protocol 47"
@@ -78,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LOCAL",
         help=f"local IPv4 address of a GRE-in-UDP port (UDP {GRE_IN_UDP_PORT})",
     )
+
     parser.add_argument(
         "--tunnel",
         action="append",
@@ -86,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AGG_ID:REMOTE:KEY",
         help="tunnel of the GRE port; repeat for more",
     )
+
     parser.add_argument(
         "--endpoint",
         choices=["engine", "table"],
@@ -93,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="GRE framing: the tunnel engine (roaming.tunnel) or the port layer's "
         "static table (default: %(default)s)",
     )
+
     parser.add_argument(
         "--path-mtu",
         type=int,
@@ -100,24 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="IPv4 MTU of the path to every tunnel remote, in bytes (engine only; "
         "default: %(default)s)",
     )
+
     parser.add_argument(
         "--no-sequence",
         dest="sequence",
         action="store_false",
         help="send no GRE sequence numbers (engine only; the table always sends them)",
     )
+
     parser.add_argument(
         "--keepalive",
         type=float,
         metavar="SECONDS",
         help="keepalive period of every tunnel (engine only; default: no keepalives)",
     )
+
     parser.add_argument(
         "--budget",
         type=int,
         default=DEFAULT_READ_BUDGET,
         help="frames read per port and reactor wake-up (default: %(default)s)",
     )
+
     parser.add_argument(
         "--counters-file", metavar="PATH", help="write port counters here as JSON on exit"
     )

@@ -34,8 +34,8 @@ DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024
 """Socket receive buffer in bytes: room for bursts of about 2800 full frames."""
 
 IDLE_POLL_INTERVAL = 1.0
-"""Longest wait in seconds between keepalive polls of a tunnel engine, so a
-tunnel added with keepalives while none were due starts sending them."""
+"""Maximum seconds between keepalive polls of a tunnel engine.  A tunnel
+added with keepalives therefore sends its first one within this time."""
 
 _MAX_PACKET = 65535
 # asm-generic/socket.h; the socket module of Python 3.11 does not export it.

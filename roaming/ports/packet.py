@@ -4,7 +4,7 @@ Packet-socket ports: whole Ethernet frames in and out of an existing
 interface (an access point's wired uplink) through an C{AF_PACKET} socket.
 
 The socket is bound to one interface with C{ETH_P_ALL} and joins
-promiscuous mode, so it sees every frame on the wire, like a bridge port.
+promiscuous mode, so it receives every frame on the wire, like a bridge port.
 See packet(7).
 """
 

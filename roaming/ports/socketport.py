@@ -117,9 +117,9 @@ class SocketPort(abstract.FileDescriptor):
                     return
                 if e.errno == errno.EINTR:
                     continue
-                # An ICMP error queued on the socket (for example protocol
-                # unreachable from a peer whose buffer was full) surfaces
-                # here once; the next read returns data again.
+                # An ICMP error queued on the socket, such as protocol
+                # unreachable from a peer whose buffer was full, surfaces
+                # here once.  The next read returns data again.
                 counters.rx_errors += 1
                 self._errors.error(
                     "read",

@@ -47,9 +47,10 @@ _FLAG_CHECKSUM = 0x8000
 _FLAG_KEY = 0x2000
 _FLAG_SEQUENCE = 0x1000
 _VERSION_MASK = 0x0007
-# Bits 1 and 4-12 are reserved and must be zero (RFC 2784 section 2.3,
-# RFC 2890 section 2); bits 1, 4 and 5-12 carried routing in RFC 1701.
-_RESERVED0_MASK = 0x4FF8
+# RFC 2784 section 2.3: a receiver discards a packet with any of bits 1-5
+# set, and ignores bits 6-12.  RFC 2890 took bits 2 and 3 for K and S, so
+# bits 1, 4 and 5 remain.
+_RESERVED0_MASK = 0x4000 | 0x0800 | 0x0400
 
 _GRE_BASE = struct.Struct("!HH")
 _GRE_KEY_SEQUENCE = struct.Struct("!HHII")
@@ -97,7 +98,7 @@ class TunnelCounters:
 
 class GreEndpoint(Protocol):
     """
-    What a GRE port needs from a tunnel table or a tunnel engine.
+    Interface of a tunnel table, as a GRE port uses it.
     """
 
     def tunnels(self) -> list[GreTunnel]:
@@ -304,8 +305,9 @@ class GreTunnelTable:
         C{gre_packet} from C{remote}, or L{None} if the packet is from an
         unknown tunnel or out of order (both counted in L{counters}).
 
-        @raise DecodeError: truncated header, non-zero version or reserved
-            bits, a protocol type other than 0x6558, or a wrong checksum.
+        @raise DecodeError: truncated header, non-zero version, any of
+            reserved bits 1, 4 and 5 set, a protocol type other than 0x6558,
+            or a wrong checksum.
         """
         if len(gre_packet) < 4:
             raise DecodeError(PROTOCOL, f"header of {len(gre_packet)} bytes is shorter than 4")

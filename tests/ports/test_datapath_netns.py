@@ -190,6 +190,9 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
     """
     leases = tmp_path / "leases"
     in_a = ["ip", "netns", "exec", hop.a.name]
+    # One attempt per second, five attempts; the script does not configure ha0.
+    dhcp_client = ["udhcpc", "-i", "ha0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true"]
+
     server = hop.b.popen(
         "dnsmasq",
         "--no-daemon",
@@ -206,21 +209,7 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
     try:
         time.sleep(0.5)
         client = subprocess.run(
-            [
-                *in_a,
-                "udhcpc",
-                "-i",
-                "ha0",
-                "-n",
-                "-q",
-                "-f",
-                "-t",
-                "5",
-                "-T",
-                "1",
-                "-s",
-                "/bin/true",
-            ],
+            [*in_a, *dhcp_client],
             capture_output=True,
             text=True,
             timeout=30,
@@ -229,6 +218,7 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
     assert client.returncode == 0, client.stderr
     assert "obtained" in client.stderr + client.stdout
     with open(leases, encoding="utf-8") as stream:
@@ -239,9 +229,9 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
 def test_too_big_answered_with_icmp(hop):
     """
     With the tunnel engine, a packet with DF that does not fit the tunnel
-    gets ICMP "fragmentation needed" back to the sender with the tunnel's
-    inner MTU: 1600 minus 20 bytes of outer IPv4, 12 of GRE with key and
-    sequence number, 8 of UDP for GRE-in-UDP, and 14 of Ethernet.
+    gets ICMP "fragmentation needed" back to the sender.  The reported MTU
+    is 1600 minus 20 bytes of outer IPv4, 12 of GRE with key and sequence
+    number, 8 of UDP for GRE-in-UDP, and 14 of Ethernet.
     """
     if "table" in hop.kind:
         pytest.skip("the static table does no MTU handling")

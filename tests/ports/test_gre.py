@@ -349,14 +349,14 @@ class _MemoryContract(GrePortContract):
 
     @pytest.fixture(autouse=True)
     def _ports(self):
-        self._made = []
+        self._opened = []
         yield
-        for harness in self._made:
+        for harness in self._opened:
             harness.close()
 
     def make(self, budget: int = 64):
         harness = self.harness_class(self.endpoint_kind, budget)
-        self._made.append(harness)
+        self._opened.append(harness)
         return harness
 
     def test_read_error_keeps_reader(self):
@@ -485,7 +485,7 @@ class TestTunnelEngine:
 
     def test_too_big_answered_with_icmp(self):
         """
-        An IPv4 frame with DF that does not fit the path is not sent; the
+        An IPv4 frame with DF that does not fit the path is not sent.  The
         ICMP "fragmentation needed" reply goes to the bridge as if it came
         from the tunnel.
         """
@@ -534,16 +534,16 @@ class _RealContract(GrePortContract):
 
     @pytest.fixture(autouse=True)
     def _ports(self):
-        self._made = []
+        self._opened = []
         try:
             yield
         finally:
-            for harness in self._made:
+            for harness in self._opened:
                 harness.close()
 
     def make(self, budget: int = 64):
         harness = self.harness_class(self.endpoint_kind, self.namespace, budget)
-        self._made.append(harness)
+        self._opened.append(harness)
         return harness
 
 

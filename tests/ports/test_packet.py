@@ -176,8 +176,8 @@ class PacketPortContract:
 
     def test_send_reaches_wire_and_echo_ignored(self):
         """
-        A sent frame reaches the wire unchanged, and the copy the socket
-        sees of its own send is not delivered.
+        A sent frame reaches the wire unchanged.  The socket also receives
+        its own send as an outgoing frame, which is not delivered.
         """
         port = self.make()
         frame = arp_request()
@@ -207,19 +207,19 @@ class PacketPortContract:
 class TestMemoryPacketPort(PacketPortContract):
     @pytest.fixture(autouse=True)
     def _ports(self):
-        self._made = []
+        self._opened = []
         yield
-        for port in self._made:
+        for port in self._opened:
             port.close()
 
     def make(self, budget: int = 64):
         port = _MemoryPacketPort(budget)
-        self._made.append(port)
+        self._opened.append(port)
         return port
 
     def test_socket_options(self):
         """
-        The socket is non-blocking, asks for auxdata, joins promiscuous mode
+        The socket is non-blocking, enables auxdata, joins promiscuous mode
         on the interface's index and is bound to the interface.
         """
         port = self.make()
@@ -317,18 +317,18 @@ class TestRestoreVlanTag:
 class TestRealPacketPort(PacketPortContract):
     @pytest.fixture(autouse=True)
     def _namespace(self):
-        self._made = []
+        self._opened = []
         with netns.namespaces("pkt") as (namespace,):
             self._namespace_object = namespace
             try:
                 yield
             finally:
-                for port in self._made:
+                for port in self._opened:
                     port.close()
 
     def make(self, budget: int = 64):
         port = _RealPacketPort(self._namespace_object, budget)
-        self._made.append(port)
+        self._opened.append(port)
         return port
 
     def test_interface_promiscuous(self):

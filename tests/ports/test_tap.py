@@ -162,14 +162,14 @@ class TapPortContract:
 class TestMemoryTap(TapPortContract):
     @pytest.fixture(autouse=True)
     def _ports(self):
-        self._made = []
+        self._opened = []
         yield
-        for tap in self._made:
+        for tap in self._opened:
             tap.close()
 
     def make(self, budget: int = 64):
         tap = _MemoryTap(budget)
-        self._made.append(tap)
+        self._opened.append(tap)
         return tap
 
     def test_opens_tap_without_packet_information(self):
@@ -247,16 +247,16 @@ class TestMemoryTap(TapPortContract):
 class TestRealTap(TapPortContract):
     @pytest.fixture(autouse=True)
     def _namespace(self):
-        self._made = []
+        self._opened = []
         with netns.namespaces("tap") as (namespace,):
             self._namespace_object = namespace
             try:
                 yield
             finally:
-                for tap in self._made:
+                for tap in self._opened:
                     tap.close()
 
     def make(self, budget: int = 64):
         tap = _RealTap(self._namespace_object, budget)
-        self._made.append(tap)
+        self._opened.append(tap)
         return tap

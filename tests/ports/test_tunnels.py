@@ -155,7 +155,7 @@ class TestDecapsulate:
         ("fields", "message"),
         [
             ({"version": 1}, "version"),
-            ({"recursion_control": 1}, "reserved"),
+            ({"recursion_control": 4}, "reserved"),
             ({"routing_present": 1}, "reserved"),
             ({"strict_route_source": 1}, "reserved"),
         ],
@@ -167,6 +167,15 @@ class TestDecapsulate:
         packet = _scapy_gre(udp_frame(), key_present=1, key=KEY, **fields)
         with pytest.raises(DecodeError, match=message):
             _table().decapsulate(REMOTE, packet)
+
+    def test_reserved_bits_6_to_12_ignored(self):
+        """
+        Reserved bits 6 to 12 are ignored on receipt (RFC 2784 section 2.3).
+        """
+        frame = udp_frame()
+        for fields in ({"recursion_control": 3}, {"flags": 0x1F}):
+            packet = _scapy_gre(frame, key_present=1, key=KEY, **fields)
+            assert _table().decapsulate(REMOTE, packet) == (7, frame)
 
     def test_other_protocol_rejected(self):
         """
