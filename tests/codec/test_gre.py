@@ -282,10 +282,14 @@ def test_tshark_decodes_built_packets(tmp_path):
     for (checksum, key, sequence), row in zip(COMBINATIONS, rows, strict=True):
         proto, key_field, sequence_field, status, inner_source = row
         assert int(proto, 0) == 0x6558
-        assert (int(key_field, 0) if key_field else None) == (KEY if key else None)
-        assert (int(sequence_field, 0) if sequence_field else None) == (
-            SEQUENCE if sequence else None
-        )
+        if key:
+            assert int(key_field, 0) == KEY
+        else:
+            assert key_field == ""
+        if sequence:
+            assert int(sequence_field, 0) == SEQUENCE
+        else:
+            assert sequence_field == ""
         # tshark's checksum status: 1 is "Good".
         assert status == ("1" if checksum else "")
         assert "02:00:00:00:00:01" in inner_source
