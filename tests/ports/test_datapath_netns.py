@@ -5,7 +5,6 @@ unchanged; tshark decodes the tunnel packets on the wire.
 """
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -18,10 +17,7 @@ from roaming.ports.packet import ETH_P_ALL, PACKET_OUTGOING
 from . import netns
 from .topology import HOST_A, HOST_B, TUNNEL_KEY, gre_hop, tap_to_tap
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(not netns.CAN_USE_NETNS, reason="needs root, /dev/net/tun and iproute2"),
-]
+pytestmark = netns.requires_netns
 
 _UDP_PORT = 6000
 _PAYLOAD_SIZES = (1, 18, 100, 1000, 1472)
@@ -263,5 +259,7 @@ def test_tap_to_tap_ping():
         counters = topology.stop_forwarders()
     [forwarder] = counters
     assert forwarder["bridge_errors"] == 0
-    assert all(port["rx_errors"] == 0 for port in forwarder["ports"].values())
-    assert os.path.exists("/dev/net/tun")
+    for name, port in forwarder["ports"].items():
+        assert port["rx_frames"] >= 3, name
+        assert port["tx_frames"] >= 3, name
+        assert port["rx_errors"] == 0, name
