@@ -107,6 +107,15 @@ def received_frames(topology) -> int:
     return link["stats64"]["rx"]["packets"]
 
 
+def ingress_dropped(topology) -> int:
+    """
+    Return the send drops of host A's interface: for a TAP device, the frames
+    the kernel dropped because the forwarder did not read them in time.
+    """
+    link = json.loads(topology.a.ip("-s", "-j", "link", "show", "ha0"))[0]
+    return link["stats64"]["tx"]["dropped"]
+
+
 def measure_latency(topology, count: int) -> dict:
     """
     Ping host B from host A C{count} times, 10 ms apart, and return the
@@ -132,6 +141,7 @@ def measure_rate(topology, generator: str, frame: bytes, rate: int, duration: fl
     """
     forwarders = [process.pid for process in topology.forwarders]
     before_frames = received_frames(topology)
+    before_dropped = ingress_dropped(topology)
     before_cpu = sum(process_cpu_seconds(pid) for pid in forwarders)
     before_busy = machine_busy_seconds()
 
@@ -142,6 +152,7 @@ def measure_rate(topology, generator: str, frame: bytes, rate: int, duration: fl
     time.sleep(0.3)
 
     delivered = received_frames(topology) - before_frames
+    dropped = ingress_dropped(topology) - before_dropped
     forwarder_cpu = sum(process_cpu_seconds(pid) for pid in forwarders) - before_cpu
     busy = machine_busy_seconds() - before_busy
     generated = json.loads(output)
@@ -153,6 +164,7 @@ def measure_rate(topology, generator: str, frame: bytes, rate: int, duration: fl
         "delivered": delivered,
         "delivered_pps": delivered / elapsed,
         "loss": 1 - delivered / generated["sent"] if generated["sent"] else 0.0,
+        "ingress_dropped": dropped,
         "mbit_per_s": delivered * len(frame) * 8 / elapsed / 1e6,
         "forwarder_cpu_us_per_frame": forwarder_cpu / delivered * 1e6 if delivered else None,
         "machine_cpu_us_per_frame": busy / delivered * 1e6 if delivered else None,
@@ -204,9 +216,9 @@ def markdown(results: list[dict]) -> str:
     """
     kernel = results[0]
     lines = [
-        "| path | size | offered pps | delivered pps | loss | Mbit/s | fwd CPU us/frame "
-        "| machine CPU us/frame |",
-        "|---|---|---|---|---|---|---|---|",
+        "| path | size | offered pps | delivered pps | loss | of which at ingress | Mbit/s "
+        "| fwd CPU us/frame | machine CPU us/frame |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for size, sweep in result["sweeps"].items():
@@ -240,9 +252,12 @@ def _sweep_row(result: dict, size: str, point: dict) -> str:
     forwarder_text = "-" if forwarder is None else f"{forwarder:.2f}"
     machine = point["machine_cpu_us_per_frame"]
     machine_text = "-" if machine is None else f"{machine:.2f}"
+    lost = point["sent"] - point["delivered"]
+    at_ingress = f"{point['ingress_dropped'] / lost:.0%}" if lost > 0 else "-"
     return (
         f"| {result['path']} | {size} | {offered} | {point['delivered_pps']:.0f} "
-        f"| {point['loss']:.1%} | {point['mbit_per_s']:.0f} | {forwarder_text} | {machine_text} |"
+        f"| {point['loss']:.1%} | {at_ingress} | {point['mbit_per_s']:.0f} "
+        f"| {forwarder_text} | {machine_text} |"
     )
 
 
