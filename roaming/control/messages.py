@@ -518,11 +518,18 @@ class MscDeleteTraveler(Message):
     Another SC has become the client's home SC, or the client is back home.
 
     Sent by an SC to every other SC serving the same subnet (several SCs in
-    one subnet). The receiver sends L{DeleteTraveler} to its AP that is the
-    client's home AP, if it has one, and removes the traveler.
+    one subnet), and by a foreign SC to the home SC when the client's real
+    address turns out to be in the foreign subnet. The receiver sends
+    L{DeleteTraveler} to its AP that is the client's home AP, if it has one,
+    and removes the traveler. For a return home (C{returned_to} set) it also
+    sends L{MscDeleteVisitor} to the traveler's foreign SC.
     """
 
     mac: bytes = attrs.field(validator=_check_mac)
+    #: The AP in its home subnet that the client has associated with, when
+    #: the notice reports a return home. Empty when another SC has become
+    #: the client's home SC, because then the visit goes on.
+    returned_to: IPv4Address | None = attrs.field(default=None, validator=_check_optional_address)
 
 
 @_message

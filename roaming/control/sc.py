@@ -383,7 +383,7 @@ class ServiceController:
             return self._visit_cleanup(visitor)
         actions = self._visit_cleanup(visitor, notify_ap=False)
         if visitor.home_sc != self.address:
-            actions.append(Send(visitor.home_sc, MscDeleteTraveler(mac)))
+            actions.append(Send(visitor.home_sc, MscDeleteTraveler(mac, returned_to=ap)))
         return actions
 
     def _visit_cleanup(self, visitor: Visitor, *, notify_ap: bool = True) -> list[Action]:
@@ -503,15 +503,18 @@ class ServiceController:
             return None
         raise NoHomeAccessPointError(mac, ip)
 
-    def _notify_subnet_peers(self, mac: bytes, ip: IPv4Address | None) -> list[Action]:
+    def _notify_subnet_peers(
+        self, mac: bytes, ip: IPv4Address | None, returned_to: IPv4Address | None = None
+    ) -> list[Action]:
         """
         Send L{MscDeleteTraveler} to the other SCs serving the client's
         subnet, one of which may control an AP still tunnelling for it.
         """
         if ip is None:
             return []
+        notice = MscDeleteTraveler(mac, returned_to)
         others = [sc for sc in self.discovery.controllers_for(ip) if sc != self.address]
-        return [Send(sc, MscDeleteTraveler(mac)) for sc in others]
+        return [Send(sc, notice) for sc in others]
 
     def _on_msc_delete_traveler(
         self, peer: IPv4Address, message: MscDeleteTraveler, now: float
@@ -520,7 +523,11 @@ class ServiceController:
         traveler = self.db.delete_traveler(message.mac)
         if traveler is None:
             return []
-        return self._traveler_cleanup(traveler, keep_ap=None)
+        actions: list[Action] = []
+        if message.returned_to is not None:
+            actions.append(Send(traveler.foreign_sc, MscDeleteVisitor(message.mac)))
+        actions.extend(self._traveler_cleanup(traveler, keep_ap=None))
+        return actions
 
     def _traveler_cleanup(self, traveler: Traveler, keep_ap: IPv4Address | None) -> list[Action]:
         actions: list[Action] = []
@@ -547,7 +554,7 @@ class ServiceController:
             actions.append(Send(traveler.foreign_sc, MscDeleteVisitor(mac)))
             # The AP reporting the return stopped tunnelling by itself.
             actions.extend(self._traveler_cleanup(traveler, keep_ap=ap))
-        actions.extend(self._notify_subnet_peers(mac, ip))
+        actions.extend(self._notify_subnet_peers(mac, ip, returned_to=ap))
 
         if record is None:
             record = ClientRecord(mac, ip=ip)

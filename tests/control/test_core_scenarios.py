@@ -393,12 +393,12 @@ def test_two_clients_different_home_subnets(net: Network) -> None:
 # Several SCs in one subnet.
 
 
-def multi_sc_network() -> Network:
+def multi_sc_network(**sc_options) -> Network:
     """
     The standard network plus SC3, which also serves subnet A with AP13.
     """
-    net = standard_network()
-    net.add_sc(SC3)
+    net = standard_network(**sc_options)
+    net.add_sc(SC3, **sc_options)
     net.add_ap(AP13, SC3, SUBNET_A)
     net.take_log()
     return net
@@ -435,9 +435,9 @@ def test_multi_sc_home_is_lowest_address() -> None:
 
 def test_multi_sc_return_home_other_sc() -> None:
     """
-    Returning home to an AP of SC3 makes SC3 tell SC1, which stops its
-    designated home AP; the foreign SC drops the visitor when it hears the
-    new association.
+    Returning home to an AP of SC3 makes SC3 notify SC1, which stops its
+    designated home AP and ends the visit at the foreign SC. The foreign SC
+    has already dropped the visitor on the shared association.
     """
     net = multi_sc_network()
     associate_at_home(net, AP13, M1, IP1)
@@ -449,15 +449,41 @@ def test_multi_sc_return_home_other_sc() -> None:
     log = notices(net.take_log())
     assert log == [
         (AP13, SC3, ApDeleteTraveler(M1, IP1)),
-        (SC3, SC1, MscDeleteTraveler(M1)),
+        (SC3, SC1, MscDeleteTraveler(M1, returned_to=address(AP13))),
         (SC2, AP21, IappMove(M1, address(AP13))),
         (SC2, AP21, DeleteVisitor(M1)),
+        (SC1, SC2, MscDeleteVisitor(M1)),
         (SC1, AP11, DeleteTraveler(M1)),
     ]
     assert net.sc(SC1).db.travelers() == []
     assert net.sc(SC2).db.visitors() == []
     assert net.bridge(AP11).static == {}
     assert net.bridge(SC2).source == {}
+
+
+def test_multi_sc_return_home_without_sharing() -> None:
+    """
+    Without shared client details, the home SC's MscDeleteVisitor alone ends
+    the visit at the foreign SC.
+    """
+    net = multi_sc_network(share_client_cache=False)
+    associate_at_home(net, AP13, M1, IP1)
+    net.event(AP21, "station_associated", M1)
+    net.event(AP21, "client_ip_seen", M1, IP1, prefix=24)
+    net.take_log()
+
+    net.event(AP13, "station_associated", M1)
+
+    assert notices(net.take_log()) == [
+        (AP13, SC3, ApDeleteTraveler(M1, IP1)),
+        (SC3, SC1, MscDeleteTraveler(M1, returned_to=address(AP13))),
+        (SC1, SC2, MscDeleteVisitor(M1)),
+        (SC1, AP11, DeleteTraveler(M1)),
+        (SC2, AP21, DeleteVisitor(M1)),
+    ]
+    assert net.sc(SC2).db.visitors() == []
+    assert net.bridge(SC2).static == {}
+    assert net.bridge(AP21).removed_stations == [M1]
 
 
 # One SC for several subnets.
@@ -546,7 +572,8 @@ def test_proactive_stopped_by_home_address(roamed: Network) -> None:
 
     assert notices(roamed.take_log()) == [
         (AP21, SC2, ApDeleteTraveler(M1, new_ip)),
-        (SC2, SC1, MscDeleteTraveler(M1)),
+        (SC2, SC1, MscDeleteTraveler(M1, returned_to=address(AP21))),
+        (SC1, SC2, MscDeleteVisitor(M1)),
         (SC1, AP11, DeleteTraveler(M1)),
     ]
     assert roamed.bridge(AP21).source == {}
