@@ -34,9 +34,10 @@ STAGE_ORDER = (
 )
 
 
-def run_lab(clients: int, rate: float, scenario: str, hold: float, directory: Path) -> dict:
+def run_lab(clients: int, rate: float, scenario: str, hold: float, directory: Path) -> dict | None:
     """
-    Run the lab once and return its JSON report.
+    Run the lab once and return its JSON report, or L{None} if it failed
+    before writing one.
     """
     report_path = directory / f"lab-{clients}.json"
     command = [
@@ -57,10 +58,12 @@ def run_lab(clients: int, rate: float, scenario: str, hold: float, directory: Pa
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if not report_path.exists():
-        raise SystemExit(
+        print(
             f"roaming-lab with {clients} client(s) produced no report "
-            f"(exit status {completed.returncode}):\n{completed.stdout}{completed.stderr}"
+            f"(exit status {completed.returncode}):\n{completed.stdout}{completed.stderr}",
+            file=sys.stderr,
         )
+        return None
     report = json.loads(report_path.read_text())
     report["exit_status"] = completed.returncode
     return report
@@ -107,9 +110,12 @@ def main() -> int:
     reports = {}
     with tempfile.TemporaryDirectory(prefix=f"bench-lab-{os.getpid()}-") as temporary:
         for clients in arguments.clients:
-            reports[clients] = run_lab(
+            report = run_lab(
                 clients, arguments.rate, arguments.scenario, arguments.hold, Path(temporary)
             )
+            if report is None:
+                continue
+            reports[clients] = report
             if arguments.keep is not None:
                 arguments.keep.mkdir(parents=True, exist_ok=True)
                 (arguments.keep / f"lab-{clients}.json").write_text(
@@ -141,7 +147,8 @@ def main() -> int:
         ]
         print(f"| {name} | " + " | ".join(cells) + " |")
     failed = [clients for clients, report in reports.items() if report["exit_status"] != 0]
-    return 1 if failed else 0
+    missing = set(arguments.clients) - set(reports)
+    return 1 if failed or missing else 0
 
 
 if __name__ == "__main__":

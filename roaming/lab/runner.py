@@ -393,7 +393,9 @@ class LabRun:
             probe = self.probes[client.name]
             wait_for(
                 lambda probe=probe: "ready" in probe.log_tail(),
-                timeout=10.0,
+                # Twenty clients starting at once on a loaded machine need
+                # several seconds each to import Python and connect.
+                timeout=READY_TIMEOUT,
                 what=f"the probe program of {client.name} to start",
             )
         # Let the probe stream settle before the first roam.
