@@ -176,6 +176,7 @@ def run_path(name: str, generator: str, options) -> dict:
     Build topology C{name}, measure latency and the rate sweep, tear it down.
     """
     factory, hops = PATHS[name]
+    load_before = os.getloadavg()[0]
     with factory() as topology:
         topology.a.exec("ping", "-c", "2", "-i", "0.2", "-W", "2", HOST_B, timeout=20)
         topology.b.exec("ping", "-c", "2", "-i", "0.2", "-W", "2", HOST_A, timeout=20)
@@ -205,6 +206,8 @@ def run_path(name: str, generator: str, options) -> dict:
                 result["sweeps"][str(size)] = sweep
             if topology.forwarders:
                 result["forwarder_counters"] = topology.stop_forwarders()
+            # Other work on the machine inflates every figure; record how much.
+            result["load_average"] = [load_before, os.getloadavg()[0]]
             return result
         finally:
             discard.close()
@@ -227,8 +230,8 @@ def markdown(results: list[dict]) -> str:
     lines += [
         "",
         "| path | RTT median us | RTT p99 us | added median us | added per Python hop us "
-        "| flood pps 64 B | ratio to kernel |",
-        "|---|---|---|---|---|---|---|",
+        "| flood pps 64 B | ratio to kernel | load average before, after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     kernel_flood = _flood_pps(kernel, "64")
     for result in results:
@@ -239,7 +242,8 @@ def markdown(results: list[dict]) -> str:
             f"| {result['path']} | {result['rtt_median_us']:.0f} | {result['rtt_p99_us']:.0f} "
             f"| {added:.0f} | {'-' if per_hop is None else f'{per_hop:.0f}'} "
             f"| {'-' if flood is None else f'{flood:.0f}'} "
-            f"| {'-' if flood is None or not kernel_flood else f'{flood / kernel_flood:.2f}'} |"
+            f"| {'-' if flood is None or not kernel_flood else f'{flood / kernel_flood:.2f}'} "
+            f"| {result['load_average'][0]:.1f}, {result['load_average'][1]:.1f} |"
         )
     return "\n".join(lines)
 
