@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.ports.test_datapath_netns -*-
 """
 A minimal forwarder: one bridge core, TAP and packet-socket ports, and one
-GRE port with static tunnels, run under the reactor.
+GRE port with the tunnels given on the command line, run under the reactor.
 
 It exists for the namespace tests, the datapath benchmark and manual
 experiments; the daemons in L{roaming.tap} do the full wiring with the

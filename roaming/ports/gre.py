@@ -31,7 +31,8 @@ GRE_IN_UDP_PORT = 4754
 """UDP destination port of GRE-in-UDP (RFC 8086 section 3)."""
 
 DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024
-"""Socket receive buffer in bytes: room for bursts of about 2800 full frames."""
+"""Socket receive buffer in bytes, to absorb bursts while the reactor serves
+other ports."""
 
 IDLE_POLL_INTERVAL = 1.0
 """Maximum seconds between keepalive polls of a tunnel engine.  A tunnel
