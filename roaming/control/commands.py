@@ -288,6 +288,43 @@ class MessageCommand(amp.Command):
     fatalErrors = FATAL_ERRORS
     response: list = []
 
+    # AMP's generic argument code converts every name between bytes and str
+    # on each call; these two do the same work from a precomputed table,
+    # which roughly halves the cost of encoding and decoding a box.
+
+    @classmethod
+    def makeArguments(cls, objects: dict[str, Any], proto: Any) -> amp.AmpBox:
+        box = amp.AmpBox()
+        for wire_name, name, argument in cls._wire_arguments():
+            value = objects.get(name)
+            if value is None:
+                if argument.optional:
+                    continue
+                raise KeyError(f"{cls.__name__} needs argument {name!r}")
+            box[wire_name] = argument.toString(value)
+        return box
+
+    @classmethod
+    def parseArguments(cls, box: amp.AmpBox, proto: Any) -> dict[str, Any]:
+        objects: dict[str, Any] = {}
+        for wire_name, name, argument in cls._wire_arguments():
+            value = box.get(wire_name)
+            if value is None:
+                if not argument.optional:
+                    raise _invalid(name, "missing")
+                objects[name] = None
+            else:
+                objects[name] = argument.fromString(value)
+        return objects
+
+    @classmethod
+    def _wire_arguments(cls) -> list[tuple[bytes, str, amp.Argument]]:
+        table = cls.__dict__.get("_wire_table")
+        if table is None:
+            table = [(wire, wire.decode("ascii"), argument) for wire, argument in cls.arguments]
+            cls._wire_table = table
+        return table
+
 
 # Wire argument for each field annotation of the message classes.  A field
 # with a default is optional on the wire, so a newer sender may omit it.
@@ -417,11 +454,18 @@ def to_arguments(message: Message) -> dict[str, Any]:
     Return C{message}'s fields as the keyword arguments of its command's
     C{callRemote}.
     """
-    fields = attrs.asdict(message, recurse=False)
-    # ListOf encodes Python lists; the message classes keep tuples.
-    return {
-        name: list(value) if isinstance(value, tuple) else value for name, value in fields.items()
-    }
+    # ListOf encodes any iterable, so the message's tuples go as they are.
+    return {name: getattr(message, name) for name in _field_names(type(message))}
+
+
+def _field_names(message_type: type[Message]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(message_type)
+    if names is None:
+        names = _FIELD_NAMES[message_type] = tuple(f.name for f in attrs.fields(message_type))
+    return names
+
+
+_FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {}
 
 
 def from_arguments(command: type[MessageCommand], arguments: dict[str, Any]) -> Message:

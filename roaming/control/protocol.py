@@ -540,6 +540,8 @@ class ControlProtocol(amp.AMP):
         if len(self._queue) >= settings.max_queued:
             self._overflow()
             return fail(RuntimeError(f"control connection to {self.peer} overflowed"))
+        if not self._queue and self._can_send():
+            return self._call(message)
         deferred: Deferred = Deferred()
         self._queue.append((message, deferred))
         self._drain()
@@ -566,14 +568,15 @@ class ControlProtocol(amp.AMP):
         """
         return self._outstanding
 
-    def _drain(self) -> None:
-        limit = self.node.settings.max_outstanding
-        while (
-            self._queue
-            and self._phase is _Phase.IDENTIFIED
+    def _can_send(self) -> bool:
+        return (
+            self._phase is _Phase.IDENTIFIED
             and not self._paused
-            and self._outstanding < limit
-        ):
+            and self._outstanding < self.node.settings.max_outstanding
+        )
+
+    def _drain(self) -> None:
+        while self._queue and self._can_send():
             message, deferred = self._queue.popleft()
             self._call(message).chainDeferred(deferred)
 

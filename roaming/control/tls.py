@@ -433,12 +433,15 @@ class ServerTLS(_MutualTLS):
 
 
 def server_endpoint(
-    reactor, server_tls: ServerTLS, port: int, interface: str = ""
+    reactor, server_tls: ServerTLS, port: int, interface: str = "", *, backlog: int = 128
 ) -> SSL4ServerEndpoint:
     """
     Return a TLS server endpoint on C{interface}:C{port}.
+
+    @param backlog: the listen queue length; an SC that many APs reach at
+        once (after its restart) needs room for all their connections.
     """
-    return SSL4ServerEndpoint(reactor, port, server_tls, interface=interface)
+    return SSL4ServerEndpoint(reactor, port, server_tls, backlog=backlog, interface=interface)
 
 
 def client_endpoint(
