@@ -250,7 +250,7 @@ def test_max_clients_must_be_positive() -> None:
 
 def test_sc_restart_keeps_roam(path: str) -> None:
     """
-    A home SC restarted on the same file still knows its traveler, and
+    A home SC restarted on the same file still has its traveler, and
     ends the visit when the client comes home.
     """
     net = Network(primary="10.255.0.1")
@@ -303,7 +303,7 @@ def test_subnet_table_narrowest_match() -> None:
 def test_subnet_table_replace_and_remove() -> None:
     """
     Setting a node's subnets replaces the old ones, and removing the node
-    forgets them.
+    removes them.
     """
     table = SubnetTable()
     table.set(SC1, [IPv4Network("10.1.0.0/24")])
@@ -319,7 +319,7 @@ def test_subnet_table_replace_and_remove() -> None:
 
 def test_subnet_table_bound() -> None:
     """
-    The table holds at most max_entries (node, subnet) pairs.
+    The table stores at most max_entries (node, subnet) pairs.
     """
     table = SubnetTable(max_entries=2)
     table.set(SC1, [IPv4Network("10.1.0.0/24"), IPv4Network("10.2.0.0/24")])

@@ -149,7 +149,7 @@ def test_registry_round_withdraws_silent() -> None:
 
 def test_registry_bound() -> None:
     """
-    The registry holds at most max_controllers SCs.
+    The registry stores at most max_controllers SCs.
     """
     registry = PrimaryRegistry(PRIMARY, max_controllers=1)
     registry.register(PRIMARY, ScRegister(PRIMARY, [NET_A]), 0.0)
@@ -224,7 +224,7 @@ CLIENT_EVENTS = {
 def test_client_transition_table(state: ClientState, event: str) -> None:
     """
     Every (state, event) pair in the table moves the client to the listed
-    state; every other pair raises, except a deadline when none is pending,
+    state. Every other pair raises, except a deadline when none is pending,
     which does nothing.
     """
     client = client_in(state)

@@ -3,9 +3,10 @@ Tests for the IEEE 802.11F ADD-notify codec.
 
 scapy and tshark have no 802.11F dissector (tshark's "iapp" is the older
 pre-standard protocol), so the vectors are written out field by field from
-the packet layout: header version (1 octet), command (1), identifier (2),
-length (2); ADD-notify body address length (1), reserved (1), MAC address
-(6), sequence number (2); network byte order throughout.
+the packet layout. The header is version (1 octet), command (1), identifier
+(2) and length (2). The ADD-notify body is address length (1), reserved (1),
+MAC address (6) and sequence number (2). Every field is in network byte
+order.
 """
 
 from __future__ import annotations

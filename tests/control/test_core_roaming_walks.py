@@ -60,7 +60,7 @@ def at_home(ap: IPv4Address, ip: IPv4Address) -> bool:
 
 def check_client(net: Network, client: bytes, ip: IPv4Address, ap: IPv4Address) -> None:
     """
-    Assert that the network holds exactly one consistent path for a client
+    Assert that the network stores exactly one consistent path for a client
     associated with C{ap}.
     """
     aps = [address(name) for name in APS]

@@ -90,7 +90,7 @@ def roamed(net: Network) -> Network:
 def test_first_association_at_home_messages(net: Network) -> None:
     """
     An AP reports a new client without an address, then with its address,
-    and tells the SC that the client is at home.
+    and reports to the SC that the client is at home.
     """
     net.event(AP11, "station_associated", M1)
     assert notices(net.take_log()) == []
@@ -312,7 +312,7 @@ def test_return_same_home_ap(roamed: Network) -> None:
 
 def test_return_different_home_ap(roamed: Network) -> None:
     """
-    Back at AP12, the home SC tells the old home AP to stop tunnelling and
+    Back at AP12, the home SC sends the old home AP DeleteTraveler and
     AP12 becomes the home AP.
     """
     roamed.event(AP12, "station_associated", M1)

@@ -235,9 +235,9 @@ class Network:
         Return the messages delivered since the last call, as (sender,
         receiver, message) with addresses as text, and clear the log.
         """
-        taken = [(str(d.sender), str(d.receiver), d.message) for d in self.log]
+        deliveries = [(str(d.sender), str(d.receiver), d.message) for d in self.log]
         self.log.clear()
-        return taken
+        return deliveries
 
     def bridge(self, node: str) -> BridgeModel:
         return self.bridges[address(node)]
