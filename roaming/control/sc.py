@@ -332,13 +332,15 @@ class ServiceController:
             record = attrs.evolve(record, home_ap=ap, home_sc=self.address)
         elif message.ip is not None:
             record = attrs.evolve(record, home_sc=self.discovery.home_sc_for(message.ip))
-        self.db.put(record)
 
         actions: list[Action] = []
         moved_from = previous.current_ap if previous is not None else None
         if moved_from in self.ap_vlans and moved_from != ap:
             actions.append(Send(moved_from, IappMove(message.mac, ap)))
+        # Before the new record replaces the old one: the cleanup uses the
+        # VLAN ID of the visit that ends.
         actions.extend(self._end_visit_elsewhere(message.mac, ap))
+        self.db.put(record)
         if self.share_client_cache:
             actions.extend(Send(other, message) for other in self.aps.nodes() if other != ap)
             actions.extend(Send(sc, message) for sc in self.discovery.peers())
@@ -347,13 +349,13 @@ class ServiceController:
     def _iapp_add_from_sc(self, sc: IPv4Address, message: IappAdd, now: float) -> list[Action]:
         previous = self.db.get(message.mac)
         last_visited = previous.last_visited_ap if previous is not None else None
-        self.db.put(_merge(previous, message, now, current_ap=None, last_visited_ap=last_visited))
 
         actions: list[Action] = []
         moved_from = previous.current_ap if previous is not None else None
         if moved_from in self.ap_vlans and message.ap is not None:
             actions.append(Send(moved_from, IappMove(message.mac, message.ap)))
         actions.extend(self._end_visit_elsewhere(message.mac, message.ap))
+        self.db.put(_merge(previous, message, now, current_ap=None, last_visited_ap=last_visited))
         if self.share_client_cache:
             actions.extend(Send(ap, message) for ap in self.aps.nodes())
         return actions

@@ -17,6 +17,12 @@ from __future__ import annotations
 import pytest
 from test_core_support import Network, address, mac, network
 
+from roaming.control.actions import (
+    AddStaticEntry,
+    ClearSourceEntry,
+    RemoveStaticEntry,
+    SetSourceEntry,
+)
 from roaming.control.messages import (
     AddTraveler,
     ApAddTraveler,
@@ -274,6 +280,24 @@ def test_roam_within_foreign_subnet(roamed: Network) -> None:
     assert roamed.bridge(AP21).removed_stations == [M1]
     assert roamed.bridge(AP22).source == {M1: address(SC2)}
     assert roamed.bridge(AP11).static == {M1: address(SC1)}
+
+
+def test_roam_within_foreign_subnet_vlans() -> None:
+    """
+    Entries for a visit end on the VLAN of that visit, even when the client
+    moves on to another VLAN.
+    """
+    net = standard_network()
+    associate_at_home(net, AP11, M1, IP1)
+    net.event(AP21, "station_associated", M1, vlan_id=100)
+    net.bridge(SC2).history.clear()
+
+    net.event(AP22, "station_associated", M1, vlan_id=200)
+
+    history = net.bridge(SC2).history
+    assert history[:2] == [RemoveStaticEntry(M1, 100), ClearSourceEntry(M1, 100)]
+    assert AddStaticEntry(M1, address(AP22), 200) in history
+    assert SetSourceEntry(M1, address(SC1), 200) in history
 
 
 # Return home.

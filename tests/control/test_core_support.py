@@ -77,8 +77,11 @@ class BridgeModel:
     add_notifies: list[bytes] = attrs.field(factory=list)
     removed_stations: list[bytes] = attrs.field(factory=list)
     connects: list[IPv4Address] = attrs.field(factory=list)
+    #: Every action applied, in order.
+    history: list[Action] = attrs.field(factory=list)
 
     def apply(self, action: Action) -> None:
+        self.history.append(action)
         match action:
             case TunnelUp(peer):
                 self.tunnels.add(peer)
