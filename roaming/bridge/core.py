@@ -535,28 +535,6 @@ class Bridge:
         Apply the learning rules to the frame's source and return its entry,
         or C{None} when a full FDB of static entries left no room.
         """
-        try:
-            _, sender_ip, dhcp_type, dhcp_client_ip = classify(frame)
-        except DecodeError as e:
-            # Bridged like a frame without layer-3 facts, as a plain bridge would.
-            self._malformed[e.protocol] = self._malformed.get(e.protocol, 0) + 1
-            sender_ip = dhcp_type = dhcp_client_ip = 0
-
-        reset_reason = None
-        if dhcp_type == DHCP_DISCOVER:
-            reset_reason = ClearReason.DHCP_DISCOVER
-            address = 0
-        elif dhcp_type == DHCP_REQUEST:
-            if dhcp_client_ip:
-                address = dhcp_client_ip
-            else:
-                reset_reason = ClearReason.DHCP_REQUEST_NO_ADDRESS
-                address = 0
-        else:
-            address = sender_ip
-        if address and not is_unicast_host_address(address):
-            address = 0
-
         if entry is not None and (entry.port != port or entry.agg_id != agg_id):
             self._move(entry, port, agg_id)
             entry = None
@@ -568,13 +546,27 @@ class Bridge:
             entry.last_seen = now
             if entry.static:
                 return entry
-
         if not state.l3_learning:
             return entry
-        if reset_reason is not None:
-            self._reset(entry, state, reset_reason)
-        elif address and (not entry.settled or dhcp_type == DHCP_REQUEST):
-            self._learn_address(entry, state, address)
+
+        try:
+            _, sender_ip, dhcp_type, dhcp_client_ip = classify(frame)
+        except DecodeError as e:
+            # Bridged like a frame without layer-3 facts, as a plain bridge would.
+            self._malformed[e.protocol] = self._malformed.get(e.protocol, 0) + 1
+            return entry
+
+        if dhcp_type == DHCP_DISCOVER:
+            self._reset(entry, state, ClearReason.DHCP_DISCOVER)
+        elif dhcp_type == DHCP_REQUEST and not dhcp_client_ip:
+            self._reset(entry, state, ClearReason.DHCP_REQUEST_NO_ADDRESS)
+        elif dhcp_type == DHCP_REQUEST:
+            # The client's own address, even for a settled station: the
+            # request must reach the server of that address's subnet.
+            if is_unicast_host_address(dhcp_client_ip):
+                self._learn_address(entry, state, dhcp_client_ip)
+        elif not entry.settled and sender_ip and is_unicast_host_address(sender_ip):
+            self._learn_address(entry, state, sender_ip)
         return entry
 
     def _add_dynamic(

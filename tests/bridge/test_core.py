@@ -178,6 +178,18 @@ def test_malformed_counted_and_bridged() -> None:
     assert bridge.counters()["malformed"] == {"ipv4": 1, "arp": 1}
 
 
+def test_mac_only_port_not_inspected() -> None:
+    """A port with l3_learning=False never classifies, so it counts no malformed header."""
+    bridge = Bridge()
+    uplink = bridge.add_port("uplink", l3_learning=False)
+    bridge.add_port("wlan")
+    frame = bytearray(ipv4_udp(A, BROADCAST, "10.1.0.5", "10.1.255.255"))
+    frame[14] = 0x65
+    assert len(bridge.process(uplink, None, bytes(frame), 0.0)) == 1
+    assert bridge.counters()["malformed"] == {}
+    assert bridge.lookup(A).settled
+
+
 # -- access control --------------------------------------------------------------
 
 
