@@ -54,8 +54,10 @@ class BridgeDispatcher:
     The dispatcher reads the time once per frame from C{clock} and passes it
     to the bridge.  A frame the bridge sends to a port that is no longer
     attached is counted in C{unknown_egress} and dropped.  An exception from
-    the bridge is counted in C{bridge_errors}, logged and the frame dropped:
-    letting it reach the reactor would unregister the port's reader.
+    the bridge is counted in C{bridge_errors}, and one from a port's
+    C{send_frame} in C{send_errors}; both are logged and the frame dropped,
+    because letting them reach the reactor would unregister the ingress
+    port's reader.
     """
 
     def __init__(self, bridge: BridgeCore, *, clock) -> None:
@@ -68,6 +70,7 @@ class BridgeDispatcher:
         self._ports: dict[int, DevicePort] = {}
         self.unknown_egress = 0
         self.bridge_errors = 0
+        self.send_errors = 0
         self._errors = RepeatLimitedLog(_log)
 
     def attach(self, port: DevicePort, **port_options) -> int:
@@ -133,6 +136,17 @@ class BridgeDispatcher:
                         port=egress_port,
                     )
                     continue
-                port.send_frame(frame, egress_agg_id)
+                try:
+                    port.send_frame(frame, egress_agg_id)
+                except Exception as e:
+                    # Ports count their own send errors; this is a bug in one.
+                    self.send_errors += 1
+                    self._errors.error(
+                        "send",
+                        "Port {name} failed to send a frame to member {agg_id}: {error}",
+                        name=port.name,
+                        agg_id=egress_agg_id,
+                        error=e,
+                    )
 
         return frame_received

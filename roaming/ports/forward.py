@@ -174,6 +174,7 @@ def _counters(dispatcher: BridgeDispatcher) -> dict:
         "ports": ports,
         "unknown_egress": dispatcher.unknown_egress,
         "bridge_errors": dispatcher.bridge_errors,
+        "send_errors": dispatcher.send_errors,
         "bridge": dispatcher.bridge.counters(),
     }
 

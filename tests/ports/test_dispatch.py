@@ -159,3 +159,24 @@ def test_with_roaming_bridge():
     second_device.readBuffer.append(reply)
     second.doRead()
     assert list(first_device.writeBuffer) == [reply]
+
+
+def test_send_exception_keeps_port_reading():
+    """
+    An exception from one egress port's send is counted; the other egress
+    ports still get the frame and the ingress port reads on.
+    """
+    setup = _Setup(LearningBridge())
+    first, _, first_device = setup.tap(b"rtap0")
+    second, _, _ = setup.tap(b"rtap1")
+    _, _, third_device = setup.tap(b"rtap2")
+
+    def broken_send(frame, agg_id=None):
+        raise RuntimeError("socket gone")
+
+    second.send_frame = broken_send
+    frames = [arp_request(), udp_frame(b"next")]
+    first_device.readBuffer.extend(frames)
+    first.doRead()
+    assert setup.dispatcher.send_errors == 2
+    assert list(third_device.writeBuffer) == frames
