@@ -71,7 +71,6 @@ __all__ = [
     "NodeRole",
     "NotAllowedError",
     "NotIdentifiedError",
-    "OverloadedError",
     "RemoteControlError",
     "RemoteInternalError",
     "RemoteInvalidMessageError",
@@ -178,12 +177,6 @@ class IdentityMismatchError(RemoteControlError):
     """
 
 
-class OverloadedError(RemoteControlError):
-    """
-    The receiver has too many commands in progress from this peer.
-    """
-
-
 #: Every non-fatal error code, by class; every command declares all of them.
 ERRORS: dict[type[Exception], bytes] = {
     RemoteInvalidMessageError: b"INVALID",
@@ -194,7 +187,6 @@ ERRORS: dict[type[Exception], bytes] = {
     RemoteInternalError: b"INTERNAL",
     NotIdentifiedError: b"NOT_IDENTIFIED",
     NotAllowedError: b"NOT_ALLOWED",
-    OverloadedError: b"OVERLOADED",
 }
 #: Error codes after which the sender of the error closes the connection.
 FATAL_ERRORS: dict[type[Exception], bytes] = {IdentityMismatchError: b"IDENTITY"}
@@ -289,8 +281,8 @@ class MessageCommand(amp.Command):
     response: list = []
 
     # AMP's generic argument code converts every name between bytes and str
-    # on each call; these two do the same work from a precomputed table,
-    # which roughly halves the cost of encoding and decoding a box.
+    # on each call. These two methods do the same work from a table built
+    # once per command.
 
     @classmethod
     def makeArguments(cls, objects: dict[str, Any], proto: Any) -> amp.AmpBox:

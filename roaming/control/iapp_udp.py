@@ -2,10 +2,10 @@
 """
 IEEE 802.11F ADD-notify on an AP's LAN: UDP port 3517, group 224.0.1.178.
 
-An AP sends an ADD-notify when a station associates with it, so that the
-other APs on the LAN that still list the station remove it; an AP that
-receives one for a station it lists removes the station. The packet format
-is in L{roaming.control.iapp80211f}; this module moves the packets.
+An AP sends an ADD-notify when a station associates with it. Every other AP
+on the LAN that receives it and still lists the station removes the
+station. The packet format is in L{roaming.control.iapp80211f}, and this
+module moves the packets.
 
 L{IappMulticastProtocol} joins the group on one interface
 (C{IP_ADD_MEMBERSHIP} with the interface's address), sends through that

@@ -27,7 +27,7 @@ When the transport's send buffer fills (the peer stops reading), the
 protocol stops sending new commands and queues outgoing messages. At most
 C{max_outstanding} commands await an answer at once and at most
 C{max_queued} messages wait in the queue. The protocol keeps reading while
-paused, so two nodes that both send cannot deadlock, but it counts the
+paused, so two nodes that both send never wait for each other, but it counts the
 answers it writes while paused. Past C{max_queued} of either, the peer is
 disconnected and the event counted, so a stuck peer costs a bounded amount
 of memory.
@@ -112,8 +112,9 @@ ALLOWED_MESSAGES: dict[tuple[NodeRole, NodeRole], frozenset[type[Message]]] = {
     (NodeRole.AP, NodeRole.AP): frozenset({_M.Keepalive}),
 }
 
-#: Most keys in one AMP box. The largest command has 6 arguments plus the
-#: 2 or 3 keys of AMP's own, so a box with more keys is hostile.
+#: Maximum number of keys in one AMP box. The largest command has 7
+#: arguments plus the 2 or 3 keys of AMP's own, so a box with more keys is
+#: hostile.
 MAX_BOX_KEYS = 32
 
 
@@ -158,7 +159,7 @@ class ConnectionCounters:
 
 class ControlNode(Protocol):
     """
-    What a L{ControlProtocol} needs from the node that owns it.
+    The interface of the node that owns a L{ControlProtocol}.
     """
 
     address: IPv4Address

@@ -156,12 +156,11 @@ class NodeCounters:
     Event counts of a node, besides the per-connection ones.
     """
 
-    #: Messages dropped because the peer had no connection for too long.
+    #: Messages dropped because C{max_pending} messages already waited for
+    #: a connection to the same peer.
     pending_dropped: int = 0
     #: Actions passed to the data plane.
     data_plane_actions: int = 0
-    #: Connections replaced by a newer one from the same peer.
-    connections_replaced: int = 0
 
 
 class ControlNode:
@@ -173,8 +172,8 @@ class ControlNode:
         C{clock.seconds()}.
     @param data_plane: called with every action that is not a L{Send} or a
         L{ConnectPeer}.
-    @param connect_peer: called with the address of each peer that the role
-        object asks to connect to.
+    @param connect_peer: called with the address of each peer in a
+        L{ConnectPeer} action.
     """
 
     log = Logger(namespace="roaming.control.service")

@@ -246,7 +246,7 @@ def test_arguments_for_unknown_type() -> None:
         (messages.NoHomeAccessPointError(MAC, None), commands.RemoteNoHomeAccessPointError),
         (messages.UnexpectedMessageError("no"), commands.RemoteUnexpectedMessageError),
         (DatabaseFullError("full"), commands.RemoteTableFullError),
-        (commands.OverloadedError("busy"), commands.OverloadedError),
+        (commands.NotAllowedError("no"), commands.NotAllowedError),
     ],
 )
 def test_wire_error_mapping(error: Exception, expected: type) -> None:
