@@ -77,13 +77,15 @@ CREATE TABLE traveler (
     mac BLOB PRIMARY KEY,
     foreign_sc INTEGER NOT NULL,
     home_ap INTEGER,
-    since REAL NOT NULL
+    since REAL NOT NULL,
+    vlan_id INTEGER NOT NULL
 );
 CREATE TABLE visitor (
     mac BLOB PRIMARY KEY,
     ap INTEGER,
     home_sc INTEGER NOT NULL,
-    since REAL NOT NULL
+    since REAL NOT NULL,
+    vlan_id INTEGER NOT NULL
 );
 """
 
@@ -176,6 +178,8 @@ class Traveler:
     #: puts it on the home subnet through its own LAN port.
     home_ap: IPv4Address | None
     since: float = 0.0
+    #: The VLAN ID of the bridge entries made for this traveler.
+    vlan_id: int = 0
 
 
 @attrs.frozen
@@ -190,6 +194,8 @@ class Visitor:
     #: The client's home SC.
     home_sc: IPv4Address
     since: float = 0.0
+    #: The VLAN ID of the bridge entries made for this visitor.
+    vlan_id: int = 0
 
 
 class ClientDatabase:
@@ -246,13 +252,15 @@ class ClientDatabase:
         for row in connection.execute("SELECT * FROM client ORDER BY updated"):
             record = ClientRecord._from_row(row)
             self._clients[record.mac] = record
-        for mac, foreign_sc, home_ap, since in connection.execute("SELECT * FROM traveler"):
+        for mac, foreign_sc, home_ap, since, vlan_id in connection.execute(
+            "SELECT * FROM traveler"
+        ):
             self._travelers[bytes(mac)] = Traveler(
-                bytes(mac), IPv4Address(foreign_sc), _to_address(home_ap), since
+                bytes(mac), IPv4Address(foreign_sc), _to_address(home_ap), since, vlan_id
             )
-        for mac, ap, home_sc, since in connection.execute("SELECT * FROM visitor"):
+        for mac, ap, home_sc, since, vlan_id in connection.execute("SELECT * FROM visitor"):
             self._visitors[bytes(mac)] = Visitor(
-                bytes(mac), _to_address(ap), IPv4Address(home_sc), since
+                bytes(mac), _to_address(ap), IPv4Address(home_sc), since, vlan_id
             )
 
     def _write(self, *statements: tuple[str, tuple]) -> None:
@@ -351,8 +359,14 @@ class ClientDatabase:
         @raise DatabaseFullError: if the traveler table is full.
         """
         self._check_room(self._travelers, traveler.mac, "traveler")
-        row = (traveler.mac, int(traveler.foreign_sc), _to_int(traveler.home_ap), traveler.since)
-        self._write(("INSERT OR REPLACE INTO traveler VALUES (?,?,?,?)", row))
+        row = (
+            traveler.mac,
+            int(traveler.foreign_sc),
+            _to_int(traveler.home_ap),
+            traveler.since,
+            traveler.vlan_id,
+        )
+        self._write(("INSERT OR REPLACE INTO traveler VALUES (?,?,?,?,?)", row))
         self._travelers[traveler.mac] = traveler
 
     def delete_traveler(self, mac: bytes) -> Traveler | None:
@@ -386,8 +400,14 @@ class ClientDatabase:
         @raise DatabaseFullError: if the visitor table is full.
         """
         self._check_room(self._visitors, visitor.mac, "visitor")
-        row = (visitor.mac, _to_int(visitor.ap), int(visitor.home_sc), visitor.since)
-        self._write(("INSERT OR REPLACE INTO visitor VALUES (?,?,?,?)", row))
+        row = (
+            visitor.mac,
+            _to_int(visitor.ap),
+            int(visitor.home_sc),
+            visitor.since,
+            visitor.vlan_id,
+        )
+        self._write(("INSERT OR REPLACE INTO visitor VALUES (?,?,?,?,?)", row))
         self._visitors[visitor.mac] = visitor
 
     def delete_visitor(self, mac: bytes) -> Visitor | None:

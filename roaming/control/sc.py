@@ -337,8 +337,6 @@ class ServiceController:
         moved_from = previous.current_ap if previous is not None else None
         if moved_from in self.ap_vlans and moved_from != ap:
             actions.append(Send(moved_from, IappMove(message.mac, ap)))
-        # Before the new record replaces the old one: the cleanup uses the
-        # VLAN ID of the visit that ends.
         actions.extend(self._end_visit_elsewhere(message.mac, ap))
         self.db.put(record)
         if self.share_client_cache:
@@ -392,14 +390,9 @@ class ServiceController:
         actions: list[Action] = []
         if notify_ap and visitor.ap in self.ap_vlans:
             actions.append(Send(visitor.ap, DeleteVisitor(visitor.mac)))
-        vlan_id = self._vlan_of(visitor.mac)
-        actions.append(RemoveStaticEntry(visitor.mac, vlan_id))
-        actions.append(ClearSourceEntry(visitor.mac, vlan_id))
+        actions.append(RemoveStaticEntry(visitor.mac, visitor.vlan_id))
+        actions.append(ClearSourceEntry(visitor.mac, visitor.vlan_id))
         return actions
-
-    def _vlan_of(self, mac: bytes) -> int:
-        record = self.db.get(mac)
-        return record.vlan_id if record is not None else 0
 
     # Foreign side.
 
@@ -417,7 +410,7 @@ class ServiceController:
             raise NoHomeControllerError(message.mac, message.ip)
 
         actions = self._end_visit_elsewhere(message.mac, ap)
-        self.db.put_visitor(Visitor(message.mac, ap, home_sc, now))
+        self.db.put_visitor(Visitor(message.mac, ap, home_sc, now, message.vlan_id))
         previous = self.db.get(message.mac)
         record = _merge(previous, message, now, current_ap=ap, last_visited_ap=ap)
         self.db.put(attrs.evolve(record, home_sc=home_sc))
@@ -471,7 +464,7 @@ class ServiceController:
             actions.append(Send(old_home_ap, DeleteTraveler(mac)))
         actions.extend(self._notify_subnet_peers(mac, message.ip))
 
-        self.db.put_traveler(Traveler(mac, message.foreign_sc, home_ap, now))
+        self.db.put_traveler(Traveler(mac, message.foreign_sc, home_ap, now, message.vlan_id))
         # A client visiting another SC is associated with none of this SC's
         # APs; when this SC is the foreign SC too, the visit recorded it.
         location = {} if message.foreign_sc == self.address else {"current_ap": None}
@@ -535,9 +528,8 @@ class ServiceController:
         actions: list[Action] = []
         if traveler.home_ap in self.ap_vlans and traveler.home_ap != keep_ap:
             actions.append(Send(traveler.home_ap, DeleteTraveler(traveler.mac)))
-        vlan_id = self._vlan_of(traveler.mac)
-        actions.append(RemoveStaticEntry(traveler.mac, vlan_id))
-        actions.append(ClearSourceEntry(traveler.mac, vlan_id))
+        actions.append(RemoveStaticEntry(traveler.mac, traveler.vlan_id))
+        actions.append(ClearSourceEntry(traveler.mac, traveler.vlan_id))
         return actions
 
     def _on_ap_delete_traveler(

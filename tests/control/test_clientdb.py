@@ -70,9 +70,9 @@ def test_restart_keeps_clients(path: str) -> None:
     db = ClientDatabase(path)
     db.put(full_record())
     db.put(ClientRecord(MAC2))
-    db.put_traveler(Traveler(MAC1, SC2, AP1, 5.0))
+    db.put_traveler(Traveler(MAC1, SC2, AP1, 5.0, 100))
     db.put_traveler(Traveler(MAC3, SC1, None, 6.0))
-    db.put_visitor(Visitor(MAC2, AP2, SC1, 7.0))
+    db.put_visitor(Visitor(MAC2, AP2, SC1, 7.0, 4094))
     db.close()
 
     reopened = ClientDatabase(path)
@@ -80,10 +80,10 @@ def test_restart_keeps_clients(path: str) -> None:
     assert reopened.get(MAC1) == full_record()
     assert reopened.get(MAC2) == ClientRecord(MAC2)
     assert sorted(reopened.travelers(), key=lambda t: t.mac) == [
-        Traveler(MAC1, SC2, AP1, 5.0),
+        Traveler(MAC1, SC2, AP1, 5.0, 100),
         Traveler(MAC3, SC1, None, 6.0),
     ]
-    assert reopened.visitors() == [Visitor(MAC2, AP2, SC1, 7.0)]
+    assert reopened.visitors() == [Visitor(MAC2, AP2, SC1, 7.0, 4094)]
 
 
 def test_restart_after_delete(path: str) -> None:

@@ -334,6 +334,24 @@ def test_return_same_home_ap(roamed: Network) -> None:
     assert roamed.bridge(AP21).source == {}
 
 
+def test_return_home_other_vlan() -> None:
+    """
+    The home side removes a traveler's entries on the VLAN they were made
+    on, even when the client comes back on another VLAN.
+    """
+    net = standard_network()
+    associate_at_home(net, AP11, M1, IP1)
+    net.event(AP21, "station_associated", M1, vlan_id=100)
+    net.bridge(SC1).history.clear()
+
+    net.event(AP12, "station_associated", M1, vlan_id=200)
+
+    history = net.bridge(SC1).history
+    assert RemoveStaticEntry(M1, 100) in history
+    assert ClearSourceEntry(M1, 100) in history
+    assert net.ap(AP11).travelers == {}
+
+
 def test_return_different_home_ap(roamed: Network) -> None:
     """
     Back at AP12, the home SC sends the old home AP DeleteTraveler and
