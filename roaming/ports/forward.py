@@ -163,6 +163,9 @@ def _counters(dispatcher: BridgeDispatcher) -> dict:
     ports = {}
     for number, port in dispatcher.ports().items():
         entry = port.counters.as_dict()
+        if isinstance(port, TapPort):
+            # None once the device was moved to another namespace.
+            entry["device"] = port.device_statistics()
         endpoint = getattr(port, "endpoint", None)
         if isinstance(endpoint, TunnelEngine):
             entry.update({f"tunnel.{name}": n for name, n in endpoint.counters.items() if n})

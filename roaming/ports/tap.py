@@ -14,7 +14,13 @@ from zope.interface import implementer
 
 from roaming.ports.counters import PortCounters, RepeatLimitedLog
 
-__all__ = ["DEFAULT_READ_BUDGET", "EthernetFrameProtocol", "FrameSink", "TapPort"]
+__all__ = [
+    "DEFAULT_READ_BUDGET",
+    "DEVICE_COUNTERS",
+    "EthernetFrameProtocol",
+    "FrameSink",
+    "TapPort",
+]
 
 DEFAULT_READ_BUDGET = 64
 """Frames one port reads per reactor wake-up before it lets other ports run."""
@@ -27,6 +33,20 @@ FrameSink = Callable[[int | None, bytes], None]
 DEFAULT_MAX_FRAME_SIZE = 9216
 
 _QUEUE_FULL = frozenset({errno.EAGAIN, errno.ENOBUFS})
+
+DEVICE_COUNTERS = (
+    "rx_packets",
+    "tx_packets",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_errors",
+    "tx_errors",
+    "rx_dropped",
+    "tx_dropped",
+)
+"""Kernel counters that L{TapPort.device_statistics} returns.  The kernel's
+"tx" is towards this port: C{tx_dropped} counts frames dropped because the
+port did not read them before the device queue filled."""
 
 _log = Logger()
 
@@ -89,6 +109,7 @@ class TapPort(TuntapPort):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         reactor=None,
         system=None,
+        netlink=None,
     ) -> None:
         """
         @param interface: name of the TAP device to create or attach to, at
@@ -98,6 +119,8 @@ class TapPort(TuntapPort):
             kernel, so set it above the device MTU plus 18 bytes.
         @param system: the OS calls, L{twisted.pair.testing.MemoryIOSystem}
             in tests; L{None} for the real ones.
+        @param netlink: a factory of pyroute2 C{IPRoute}-like objects for
+            L{device_statistics}; L{None} for pyroute2's C{IPRoute}.
         """
         if budget < 1:
             raise ValueError(f"read budget must be at least 1 frame, got {budget}")
@@ -111,6 +134,7 @@ class TapPort(TuntapPort):
         self.budget = budget
         self.counters = PortCounters()
         self._errors = RepeatLimitedLog(_log)
+        self._netlink = netlink
 
     @property
     def name(self) -> str:
@@ -135,6 +159,30 @@ class TapPort(TuntapPort):
         @return: a L{Deferred} that fires when the device is closed.
         """
         return self.stopListening()
+
+    def device_statistics(self) -> dict[str, int] | None:
+        """
+        Read the kernel's counters of the device (L{DEVICE_COUNTERS}) over
+        netlink, in the network namespace of the calling thread.
+
+        @return: the counters, or L{None} when no device of that name is in
+            the namespace, for example after it was moved to another one.
+        """
+        if self._netlink is None:
+            from pyroute2 import IPRoute
+
+            self._netlink = IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        with self._netlink() as netlink:
+            try:
+                [link] = netlink.link("get", ifname=self.name)
+            except NetlinkError as e:
+                if e.code == errno.ENODEV:
+                    return None
+                raise
+        statistics = link.get_attr("IFLA_STATS64")
+        return {name: statistics[name] for name in DEVICE_COUNTERS}
 
     def doRead(self) -> None:
         read = self._system.read

@@ -13,10 +13,42 @@ from twisted.pair.testing import MemoryIOSystem, Tunnel
 from twisted.pair.tuntap import _TUN_KO_PATH
 
 from roaming.ports.packet import ETH_P_ALL, PACKET_OUTGOING
-from roaming.ports.tap import EthernetFrameProtocol, TapPort
+from roaming.ports.tap import DEVICE_COUNTERS, EthernetFrameProtocol, TapPort
 
 from . import netns
 from .frames import arp_request, tagged_udp, udp_frame
+
+
+class _FakeLink:
+    def __init__(self, statistics: dict[str, int]) -> None:
+        self._statistics = statistics
+
+    def get_attr(self, name: str):
+        assert name == "IFLA_STATS64"
+        return self._statistics
+
+
+class _FakeNetlink:
+    """
+    A pyroute2 C{IPRoute} stand-in that reports the memory device's
+    counters the way the kernel counts them.
+    """
+
+    def __init__(self, tap: "_MemoryTap") -> None:
+        self._tap = tap
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def link(self, command: str, ifname: str):
+        assert (command, ifname) == ("get", self._tap.port.name)
+        statistics = dict.fromkeys(DEVICE_COUNTERS, 0)
+        # Frames the port writes are packets the kernel receives.
+        statistics["rx_packets"] = len(self._tap.tunnel.writeBuffer)
+        return [_FakeLink(statistics)]
 
 
 class _MemoryTap:
@@ -29,7 +61,13 @@ class _MemoryTap:
         self.system = MemoryIOSystem()
         self.system.registerSpecialDevice(_TUN_KO_PATH, Tunnel)
         self.received: list[tuple[int | None, bytes]] = []
-        self.port = TapPort(b"rtap0", budget=budget, reactor=MemoryReactor(), system=self.system)
+        self.port = TapPort(
+            b"rtap0",
+            budget=budget,
+            reactor=MemoryReactor(),
+            system=self.system,
+            netlink=lambda: _FakeNetlink(self),
+        )
         self.port.start_port(lambda agg_id, frame: self.received.append((agg_id, frame)))
         self.tunnel = self.system.getTunnel(self.port)
 
@@ -38,6 +76,9 @@ class _MemoryTap:
 
     def wait_readable(self) -> None:
         pass
+
+    def statistics(self) -> dict[str, int] | None:
+        return self.port.device_statistics()
 
     def written(self, count: int) -> list[bytes]:
         return list(self.tunnel.writeBuffer)[:count]
@@ -53,6 +94,7 @@ class _RealTap:
     """
 
     def __init__(self, namespace: netns.Namespace, budget: int) -> None:
+        self.namespace = namespace
         self.received: list[tuple[int | None, bytes]] = []
         with netns.inside(namespace):
             self.port = TapPort(b"rtap0", budget=budget, reactor=MemoryReactor())
@@ -69,6 +111,10 @@ class _RealTap:
 
     def wait_readable(self) -> None:
         select.select([self.port.fileno()], [], [], 2.0)
+
+    def statistics(self) -> dict[str, int] | None:
+        with netns.inside(self.namespace):
+            return self.port.device_statistics()
 
     def written(self, count: int) -> list[bytes]:
         frames = []
@@ -148,6 +194,18 @@ class TapPortContract:
         tap.port.doRead()
         assert [frame for _, frame in tap.received] == frames
         assert tap.port.counters.rx_frames == 5
+
+    def test_device_statistics(self):
+        """
+        The kernel's counters of the device count a frame the port wrote
+        as received by the kernel.
+        """
+        tap = self.make()
+        tap.port.send_frame(udp_frame())
+        statistics = tap.statistics()
+        assert set(statistics) == set(DEVICE_COUNTERS)
+        assert statistics["rx_packets"] >= 1
+        assert statistics["rx_dropped"] == 0
 
     def test_read_drained(self):
         """
@@ -233,6 +291,20 @@ class TestMemoryTap(TapPortContract):
         """
         with pytest.raises(ValueError, match="at least 1"):
             TapPort(b"rtap0", budget=0, system=MemoryIOSystem())
+
+    def test_statistics_of_missing_device(self):
+        """
+        Statistics of a device that is not in the namespace are L{None}.
+        """
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        class MissingLink(_FakeNetlink):
+            def link(self, command, ifname):
+                raise NetlinkError(errno.ENODEV, "No such device")
+
+        tap = self.make()
+        tap.port._netlink = lambda: MissingLink(tap)
+        assert tap.port.device_statistics() is None
 
     def test_protocol_rejects_sub_protocols(self):
         """
