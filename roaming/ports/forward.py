@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 
+from pyroute2.netlink.exceptions import NetlinkError
 from twisted.internet import task
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
@@ -165,7 +166,10 @@ def _counters(dispatcher: BridgeDispatcher) -> dict:
         entry = port.counters.as_dict()
         if isinstance(port, TapPort):
             # None once the device was moved to another namespace.
-            entry["device"] = port.device_statistics()
+            try:
+                entry["device"] = port.device_statistics()
+            except NetlinkError as e:
+                entry["device"] = f"netlink error {e.code}"
         endpoint = getattr(port, "endpoint", None)
         if isinstance(endpoint, TunnelEngine):
             entry.update({f"tunnel.{name}": n for name, n in endpoint.counters.items() if n})
