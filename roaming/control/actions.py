@@ -42,6 +42,7 @@ __all__ = [
     "SendLayer2Update",
     "SetFloodToPeer",
     "SetSourceEntry",
+    "SetStationVlan",
     "TunnelDown",
     "TunnelUp",
 ]
@@ -213,6 +214,20 @@ class SendIappAddNotify(Action):
     """
 
     mac: bytes
+
+
+@_action
+class SetStationVlan(Action):
+    """
+    Put station C{mac} on VLAN C{vlan_id} in the radio driver.
+
+    A station that re-associates with cached keys skips 802.1X, so the
+    RADIUS server does not assign its VLAN again; the AP takes the VLAN ID
+    from its client cache instead.
+    """
+
+    mac: bytes
+    vlan_id: int
 
 
 @_action

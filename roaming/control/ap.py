@@ -25,6 +25,9 @@ Rules it implements:
     make switches that answer ARP by proxy start answering for the client.
   - An 802.11F ADD-notify from another AP for a local station means the
     station has moved, so the AP removes it.
+  - A station that associates without a VLAN ID keeps the VLAN ID in its
+    cached details, which may have come from RADIUS at an earlier
+    association: a fast re-association with cached keys skips 802.1X.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from roaming.control.actions import (
     SendLayer2Update,
     SetFloodToPeer,
     SetSourceEntry,
+    SetStationVlan,
     TunnelDown,
     TunnelUp,
 )
@@ -182,11 +186,16 @@ class AccessPoint:
                 f"AP {self.address} has {self.max_stations} associated stations; raise max_stations"
             )
         cached = self.db.get(mac)
+        # A station that re-associates starts over: drop its old state.
+        actions = self._forget_visitor(mac)
+        if cached is not None and vlan_id == 0 and cached.vlan_id != 0:
+            # No VLAN from this association (no 802.1X on a fast
+            # re-association), so the VLAN assigned before stays in use.
+            vlan_id = cached.vlan_id
+            actions.append(SetStationVlan(mac, vlan_id))
         station = Station(mac, vap_id, vlan_id, pmk_cache=pmk_cache)
         if cached is not None:
             station.ip, station.prefix = cached.ip, cached.prefix
-        # A station that re-associates starts over: drop its old state.
-        actions = self._forget_visitor(mac)
         self.stations[mac] = station
 
         actions.append(SendIappAddNotify(mac))

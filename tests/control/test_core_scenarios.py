@@ -22,6 +22,7 @@ from roaming.control.actions import (
     ClearSourceEntry,
     RemoveStaticEntry,
     SetSourceEntry,
+    SetStationVlan,
 )
 from roaming.control.messages import (
     AddTraveler,
@@ -298,6 +299,35 @@ def test_roam_within_foreign_subnet_vlans() -> None:
     assert history[:2] == [RemoveStaticEntry(M1, 100), ClearSourceEntry(M1, 100)]
     assert AddStaticEntry(M1, address(AP22), 200) in history
     assert SetSourceEntry(M1, address(SC1), 200) in history
+
+
+def test_cached_vlan_kept_on_fast_roam(net: Network) -> None:
+    """
+    A station that associates without a VLAN ID gets the VLAN ID cached
+    from its earlier association, which the notices then carry.
+    """
+    net.event(AP11, "station_associated", M1, vlan_id=100)
+    net.event(AP11, "client_ip_seen", M1, IP1, prefix=24)
+    net.take_log()
+    net.bridge(AP21).history.clear()
+
+    net.event(AP21, "station_associated", M1)
+
+    assert net.bridge(AP21).station_vlans == {M1: 100}
+    assert net.bridge(AP21).history[0] == SetStationVlan(M1, 100)
+    assert (SC1, AP11, AddTraveler(M1, vlan_id=100)) in notices(net.take_log())
+    assert net.bridge(AP11).station_vlans == {}
+
+
+def test_new_vlan_replaces_cached(net: Network) -> None:
+    """
+    A VLAN ID from the association itself wins over the cached one.
+    """
+    net.event(AP11, "station_associated", M1, vlan_id=100)
+    net.event(AP12, "station_associated", M1, vlan_id=200)
+
+    assert net.bridge(AP12).station_vlans == {}
+    assert net.ap(AP12).stations[M1].vlan_id == 200
 
 
 # Return home.

@@ -28,6 +28,7 @@ from roaming.control.actions import (
     SendLayer2Update,
     SetFloodToPeer,
     SetSourceEntry,
+    SetStationVlan,
     TunnelDown,
     TunnelUp,
 )
@@ -77,6 +78,7 @@ class BridgeModel:
     add_notifies: list[bytes] = attrs.field(factory=list)
     removed_stations: list[bytes] = attrs.field(factory=list)
     connects: list[IPv4Address] = attrs.field(factory=list)
+    station_vlans: dict[bytes, int] = attrs.field(factory=dict)
     #: Every action applied, in order.
     history: list[Action] = attrs.field(factory=list)
 
@@ -111,6 +113,8 @@ class BridgeModel:
                 self.add_notifies.append(client)
             case RemoveStation(client):
                 self.removed_stations.append(client)
+            case SetStationVlan(client, vlan_id):
+                self.station_vlans[client] = vlan_id
             case ConnectPeer(peer):
                 self.connects.append(peer)
             case _:
