@@ -222,7 +222,7 @@ class SetStationVlan(Action):
     Put station C{mac} on VLAN C{vlan_id} in the radio driver.
 
     A station that re-associates with cached keys skips 802.1X, so the
-    RADIUS server does not assign its VLAN again; the AP takes the VLAN ID
+    RADIUS server does not assign its VLAN again. The AP takes the VLAN ID
     from its client cache instead.
     """
 

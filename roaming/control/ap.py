@@ -22,7 +22,7 @@ Rules it implements:
     from the real address.
   - The layer 2 update frame is sent for a client at home and on
     L{AddTraveler}, never for a visitor, because from a foreign AP it could
-    make switches that answer ARP by proxy start answering for the client.
+    make switches with proxy ARP start replying for the client.
   - An 802.11F ADD-notify from another AP for a local station means the
     station has moved, so the AP removes it.
   - A station that associates without a VLAN ID keeps the VLAN ID in its
