@@ -84,6 +84,12 @@ class NodeDispatcher(BridgeDispatcher):
         self._flood_paths: dict[int, frozenset[int]] = {}
         #: Ports that floods from tunnels enter only for travelers.
         self._guarded: set[int] = set()
+        #: Ports whose floods never enter a tunnel (the node's own TAP).
+        self._local: set[int] = set()
+        #: Tunnel ports whose copies of LAN broadcasts are relayed, not learned.
+        self._relays: set[int] = set()
+        self.relayed = 0
+        self.bridge_errors = 0
         #: Stations whose next delivered frame is reported, by MAC.
         self.watched: set[bytes] = set()
         self.flood_filtered = 0
@@ -155,6 +161,25 @@ class NodeDispatcher(BridgeDispatcher):
         """
         self._flood_paths[ingress] = self._flood_paths.get(ingress, frozenset()) | {egress}
 
+    def keep_local(self, port: int) -> None:
+        """
+        Keep every flood from C{port} out of the tunnels, even enabled ones:
+        the node's own broadcasts must not teach the far end of a tunnel
+        that the node lies behind it.
+        """
+        self._local.add(port)
+
+    def relay(self, port: int) -> None:
+        """
+        Relay group frames arriving on tunnel port C{port} whose source the
+        bridge knows on a plain port (a LAN host, whose broadcast a home AP
+        copied into its tunnel for its travelers) straight to the tunnel
+        ports that L{allow_flood} names, without passing them to the bridge:
+        learning the LAN host on the tunnel would send the node's own
+        traffic for that host into the tunnel.
+        """
+        self._relays.add(port)
+
     def guard(self, port: int) -> None:
         """
         Keep floods that arrive through a tunnel out of C{port}, except
@@ -176,8 +201,25 @@ class NodeDispatcher(BridgeDispatcher):
         tunnel_ports = self._tunnel_ports
         watched = self.watched
 
+        relaying = number in self._relays
+
         def frame_received(agg_id: int | None, frame: bytes) -> None:
-            egress = process(number, agg_id, frame, seconds())
+            if relaying and frame[0] & 1 and self._relay_copy(number, agg_id, frame):
+                return
+            try:
+                egress = process(number, agg_id, frame, seconds())
+            except Exception as error:
+                # An exception reaching the reactor would unregister the
+                # port's reader, so it costs this frame only.
+                self.bridge_errors += 1
+                self._errors.error(
+                    "bridge",
+                    "Bridge failed on a frame from port {port} member {agg_id}: {error}",
+                    port=number,
+                    agg_id=agg_id,
+                    error=error,
+                )
+                return
             # NOTE: the bridge has no cheap "events pending" test, so every
             # frame pays for one pop_events() call (an empty list).
             events = pop_events()
@@ -201,22 +243,38 @@ class NodeDispatcher(BridgeDispatcher):
 
         return frame_received
 
+    def _relay_copy(self, ingress: int, agg_id: int | None, frame: bytes) -> bool:
+        source = self.bridge.lookup(frame[6:12])
+        if source is None or source.static or source.port in self._tunnel_ports:
+            return False
+        for target in self._flood_paths.get(ingress, ()):
+            port = self._ports.get(target)
+            if port is None:
+                continue
+            for member in port.member_ids():
+                port.send_frame(frame, member)
+        self.relayed += 1
+        return True
+
     def _filter_floods(
         self, ingress: int, ingress_agg_id: int | None, egress: tuple, frame: bytes
     ) -> tuple:
         source = self.bridge.lookup(frame[6:12])
-        if source is not None and source.src_egress is not None:
+        if source is not None and egress == source.src_egress:
             # Source forwarding of a visitor: the bridge chose this egress.
+            # A visitor's frame that arrives away from its entry (a static
+            # conflict) is flooded instead, and filtered like any flood.
             return egress
         tunnels = self._tunnel_ports
         from_tunnel = ingress in tunnels
         traveler = from_tunnel and source is not None and source.static and source.port == ingress
         paths = self._flood_paths.get(ingress, frozenset())
+        local = ingress in self._local
         kept = []
         for pair in egress:
             port = pair[0]
             if port in tunnels:
-                if pair not in self._flood_enabled and port not in paths:
+                if local or (pair not in self._flood_enabled and port not in paths):
                     continue
             elif from_tunnel and port in self._guarded and not traveler:
                 continue

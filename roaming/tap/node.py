@@ -233,12 +233,14 @@ class NodeDatapath:
         )
         dispatcher = self.units[0].dispatcher
         dispatcher.guard(self.units[0].ports["lan"])
+        dispatcher.keep_local(self.units[0].ports["self"])
         # An SC relays floods between its AP tunnels and its SC tunnels: a
         # home AP's broadcasts for its travelers go to the foreign SCs, and
         # what a foreign SC receives goes to its APs, where visitors are.
         if set(self.gre) == {"ap", "sc"}:
             dispatcher.allow_flood(self.gre["ap"].number, self.gre["sc"].number)
             dispatcher.allow_flood(self.gre["sc"].number, self.gre["ap"].number)
+            dispatcher.relay(self.gre["ap"].number)
 
     def _attach(self, unit: BridgeUnit, role: str, port: Any, **options: Any) -> int:
         number = unit.dispatcher.attach(port, **options)
