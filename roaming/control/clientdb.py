@@ -218,6 +218,8 @@ class ClientDatabase:
         # eviction candidate is found from the front.
         self._clients: dict[bytes, ClientRecord] = {}
         self._travelers: dict[bytes, Traveler] = {}
+        # Traveler MAC addresses by home AP, for an AP that registers again.
+        self._travelers_by_home_ap: dict[IPv4Address | None, set[bytes]] = {}
         self._visitors: dict[bytes, Visitor] = {}
         self._connection: sqlite3.Connection | None = None
         if path is not None:
@@ -255,8 +257,8 @@ class ClientDatabase:
         for mac, foreign_sc, home_ap, since, vlan_id in connection.execute(
             "SELECT * FROM traveler"
         ):
-            self._travelers[bytes(mac)] = Traveler(
-                bytes(mac), IPv4Address(foreign_sc), _to_address(home_ap), since, vlan_id
+            self._index_traveler(
+                Traveler(bytes(mac), IPv4Address(foreign_sc), _to_address(home_ap), since, vlan_id)
             )
         for mac, ap, home_sc, since, vlan_id in connection.execute("SELECT * FROM visitor"):
             self._visitors[bytes(mac)] = Visitor(
@@ -367,7 +369,21 @@ class ClientDatabase:
             traveler.vlan_id,
         )
         self._write(("INSERT OR REPLACE INTO traveler VALUES (?,?,?,?,?)", row))
+        self._unindex_traveler(traveler.mac)
+        self._index_traveler(traveler)
+
+    def _index_traveler(self, traveler: Traveler) -> None:
         self._travelers[traveler.mac] = traveler
+        self._travelers_by_home_ap.setdefault(traveler.home_ap, set()).add(traveler.mac)
+
+    def _unindex_traveler(self, mac: bytes) -> None:
+        traveler = self._travelers.pop(mac, None)
+        if traveler is None:
+            return
+        macs = self._travelers_by_home_ap[traveler.home_ap]
+        macs.discard(mac)
+        if not macs:
+            del self._travelers_by_home_ap[traveler.home_ap]
 
     def delete_traveler(self, mac: bytes) -> Traveler | None:
         """
@@ -376,7 +392,7 @@ class ClientDatabase:
         traveler = self._travelers.get(mac)
         if traveler is not None:
             self._write(("DELETE FROM traveler WHERE mac = ?", (mac,)))
-            del self._travelers[mac]
+            self._unindex_traveler(mac)
         return traveler
 
     def travelers(self) -> list[Traveler]:
@@ -384,6 +400,13 @@ class ClientDatabase:
         Return every traveler.
         """
         return list(self._travelers.values())
+
+    def travelers_with_home_ap(self, home_ap: IPv4Address | None) -> list[Traveler]:
+        """
+        Return the travelers whose home AP is C{home_ap}, in MAC order.
+        """
+        macs = sorted(self._travelers_by_home_ap.get(home_ap, ()))
+        return [self._travelers[mac] for mac in macs]
 
     # Visitors.
 

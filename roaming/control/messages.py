@@ -371,8 +371,10 @@ class ApRegister(Message):
     Sent by the AP when its control connection to the SC comes up. The SC
     records the AP and its subnets, brings a tunnel up towards it (the AP
     brings up its end at the same time, so the tunnel exists before any
-    client roams). The SC's own subnets become the union of its APs'
-    subnets, and it registers them again with the primary if they changed.
+    client roams). It sends the AP L{AddTraveler} again for each traveler
+    whose home AP it is, because the AP may have restarted. The SC's own
+    subnets become the union of its APs' subnets, and it registers them
+    again with the primary if they changed.
     """
 
     ap: IPv4Address = attrs.field(validator=_check_address)

@@ -152,12 +152,27 @@ class ServiceController:
 
     def start(self, now: float) -> list[Action]:
         """
-        Start discovery. On the primary this registers with itself; other
-        SCs register when L{peer_connected} reports the primary.
+        Restore the bridge entries of the travelers and visitors in the
+        database (after a restart), and start discovery. On the primary this
+        registers with itself; other SCs register when L{peer_connected}
+        reports the primary.
         """
-        if not self.is_primary:
-            return []
-        return self._run(self.discovery.primary_connected(now), now)
+        actions = self._restore_entries()
+        if self.is_primary:
+            actions.extend(self.discovery.primary_connected(now))
+        return self._run(actions, now)
+
+    def _restore_entries(self) -> list[Action]:
+        actions: list[Action] = []
+        for visitor in self.db.visitors():
+            actions.append(AddStaticEntry(visitor.mac, visitor.ap, visitor.vlan_id))
+            if visitor.home_sc != self.address:
+                actions.append(SetSourceEntry(visitor.mac, visitor.home_sc, visitor.vlan_id))
+        for traveler in self.db.travelers():
+            if traveler.foreign_sc != self.address:
+                actions.append(AddStaticEntry(traveler.mac, traveler.foreign_sc, traveler.vlan_id))
+            actions.append(SetSourceEntry(traveler.mac, traveler.home_ap, traveler.vlan_id))
+        return actions
 
     def peer_connected(self, peer: IPv4Address, now: float) -> list[Action]:
         """
@@ -299,7 +314,15 @@ class ServiceController:
             )
         self.aps.set(peer, message.subnets)
         self.ap_vlans[peer] = message.vlans
-        actions: list[Action] = [TunnelUp(peer)] if new else []
+        actions: list[Action] = []
+        if new:
+            actions.append(TunnelUp(peer))
+            # An AP that lost its connection, or an SC that restarted, may
+            # have lost the AP's traveler entries: send them again.
+            for traveler in self.db.travelers_with_home_ap(peer):
+                record = self.db.get(traveler.mac)
+                vap_id = record.vap_id if record is not None else 0
+                actions.append(Send(peer, AddTraveler(traveler.mac, vap_id, traveler.vlan_id)))
         actions.extend(self._update_own_subnets(now))
         return actions
 

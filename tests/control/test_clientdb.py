@@ -20,7 +20,7 @@ from roaming.control.clientdb import (
     Traveler,
     Visitor,
 )
-from roaming.control.messages import MscDeleteVisitor
+from roaming.control.messages import AddTraveler, MscDeleteVisitor
 
 MAC1, MAC2, MAC3 = (bytes([2, 0, 0, 0, 0, n]) for n in (1, 2, 3))
 AP1, AP2 = IPv4Address("10.1.0.11"), IPv4Address("10.2.0.21")
@@ -240,6 +240,36 @@ def test_failed_write_leaves_memory_unchanged(path: str) -> None:
     assert ClientDatabase(path).get(MAC2) is None
 
 
+@STORAGE
+def test_travelers_by_home_ap(storage: str | None) -> None:
+    """
+    Travelers are found by home AP, and the index follows replacements and
+    deletions.
+    """
+    db = ClientDatabase(storage)
+    db.put_traveler(Traveler(MAC2, SC2, AP1))
+    db.put_traveler(Traveler(MAC1, SC2, AP1))
+    db.put_traveler(Traveler(MAC3, SC2, None))
+    assert [t.mac for t in db.travelers_with_home_ap(AP1)] == [MAC1, MAC2]
+    assert [t.mac for t in db.travelers_with_home_ap(None)] == [MAC3]
+
+    db.put_traveler(Traveler(MAC2, SC2, AP2))
+    db.delete_traveler(MAC1)
+
+    assert db.travelers_with_home_ap(AP1) == []
+    assert [t.mac for t in db.travelers_with_home_ap(AP2)] == [MAC2]
+
+
+def test_travelers_by_home_ap_after_restart(path: str) -> None:
+    """
+    The home AP index is rebuilt from the file.
+    """
+    db = ClientDatabase(path)
+    db.put_traveler(Traveler(MAC1, SC2, AP1))
+    db.close()
+    assert [t.mac for t in ClientDatabase(path).travelers_with_home_ap(AP1)] == [MAC1]
+
+
 def test_max_clients_must_be_positive() -> None:
     """
     A database without room for one client is a configuration error.
@@ -271,7 +301,12 @@ def test_sc_restart_keeps_roam(path: str) -> None:
     assert restarted.db.get_traveler(MAC1) == traveler
     assert restarted.db.get(MAC1).home_ap == AP2
     assert restarted.db.get(MAC1).ip == client_ip
-    net.take_log()
+    # The new process puts the bridge entries back and tells the home AP
+    # again, which may have lost its connection too.
+    assert net.bridge("10.255.0.2").static == {MAC1: SC1}
+    assert net.bridge("10.255.0.2").source == {MAC1: AP2}
+    assert ("10.255.0.2", "10.2.0.21", AddTraveler(MAC1)) in net.take_log()
+    assert net.ap("10.2.0.21").travelers == {MAC1: 0}
     net.event("10.2.0.21", "station_associated", MAC1)
     assert ("10.255.0.2", "10.255.0.1", MscDeleteVisitor(MAC1)) in net.take_log()
     assert restarted.db.travelers() == []

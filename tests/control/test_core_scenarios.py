@@ -840,6 +840,24 @@ def test_disassociation_ends_visit(roamed: Network) -> None:
     assert roamed.take_log() == []
 
 
+def test_ap_reconnect_gets_travelers_again(roamed: Network) -> None:
+    """
+    A home AP that reconnects to its SC is sent AddTraveler again for each
+    traveler it tunnels, in case it restarted meanwhile.
+    """
+    roamed.lose(SC1, AP11)
+    roamed.lose(AP11, SC1)
+    assert address(AP11) not in roamed.bridge(SC1).tunnels
+    roamed.take_log()
+
+    roamed.run(address(SC1), roamed.sc(SC1).peer_connected(address(AP11), roamed.now))
+    roamed.run(address(AP11), roamed.ap(AP11).controller_connected(roamed.now))
+
+    assert (SC1, AP11, AddTraveler(M1)) in roamed.take_log()
+    assert address(AP11) in roamed.bridge(SC1).tunnels
+    assert roamed.bridge(AP11).flood_to == {address(SC1)}
+
+
 def test_ap_reconnect_reports_stations(net: Network) -> None:
     """
     After its SC connection comes back, an AP registers again and reports

@@ -153,9 +153,8 @@ class Network:
         )
         self.nodes[sc_address] = controller
         self.bridges[sc_address] = BridgeModel()
-        if sc_address == self.primary:
-            self.run(sc_address, controller.start(self.now))
-        else:
+        self.run(sc_address, controller.start(self.now))
+        if sc_address != self.primary:
             self.run(sc_address, controller.peer_connected(self.primary, self.now))
             self.run(self.primary, self.nodes[self.primary].peer_connected(sc_address, self.now))
         return controller
@@ -176,6 +175,8 @@ class Network:
 
         controller = ServiceController(sc_address, database, primary=self.primary)
         self.nodes[sc_address] = controller
+        self.bridges[sc_address] = BridgeModel()
+        self.run(sc_address, controller.start(self.now))
         self.run(sc_address, controller.peer_connected(self.primary, self.now))
         self.run(self.primary, self.nodes[self.primary].peer_connected(sc_address, self.now))
         for ap in aps:
