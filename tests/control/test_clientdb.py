@@ -301,7 +301,7 @@ def test_sc_restart_keeps_roam(path: str) -> None:
     assert restarted.db.get_traveler(MAC1) == traveler
     assert restarted.db.get(MAC1).home_ap == AP2
     assert restarted.db.get(MAC1).ip == client_ip
-    # The new process puts the bridge entries back and tells the home AP
+    # The new process puts the bridge entries back and notifies the home AP
     # again, which may have lost its connection too.
     assert net.bridge("10.255.0.2").static == {MAC1: SC1}
     assert net.bridge("10.255.0.2").source == {MAC1: AP2}
