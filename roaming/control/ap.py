@@ -197,6 +197,7 @@ class AccessPoint:
         if cached is not None:
             station.ip, station.prefix = cached.ip, cached.prefix
         self.stations[mac] = station
+        self._cache(station, now)
 
         actions.append(SendIappAddNotify(mac))
         actions.append(Send(self.controller, self._iapp_add(station)))
@@ -399,6 +400,7 @@ class AccessPoint:
                 vap_id=station.vap_id,
                 vlan_id=station.vlan_id,
                 current_ap=self.address,
+                pmk_cache=station.pmk_cache or previous.pmk_cache,
                 updated=now,
             )
         )

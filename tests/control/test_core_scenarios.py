@@ -319,6 +319,23 @@ def test_cached_vlan_kept_on_fast_roam(net: Network) -> None:
     assert net.bridge(AP11).station_vlans == {}
 
 
+def test_own_association_cached() -> None:
+    """
+    An AP caches the VLAN ID and PMK data of its own associations, so a
+    fast return keeps the VLAN even without shared details.
+    """
+    net = standard_network(share_client_cache=False)
+    net.event(AP11, "station_associated", M1, vlan_id=100, pmk_cache=b"k" * 48)
+    net.event(AP11, "station_disassociated", M1)
+
+    net.event(AP11, "station_associated", M1)
+
+    record = net.ap(AP11).db.get(M1)
+    assert record.vlan_id == 100
+    assert record.pmk_cache == b"k" * 48
+    assert net.bridge(AP11).station_vlans == {M1: 100}
+
+
 def test_new_vlan_replaces_cached(net: Network) -> None:
     """
     A VLAN ID from the association itself wins over the cached one.
