@@ -5,7 +5,8 @@ Events, drop reasons and counter names that the bridge reports to its daemon.
 Events are queued by L{roaming.bridge.Bridge} while it processes frames and
 taken with C{Bridge.pop_events()}.  Each source forwarding that a
 L{RoamerDetected} starts ends with exactly one L{SourceCleared}, whatever
-ends it, so a daemon can keep its list of visitors from events alone.
+ends it, so a daemon can keep its list of visitors from events alone.  An
+overflowing queue breaks that pairing; the bridge counts each dropped event.
 """
 
 __all__ = [
