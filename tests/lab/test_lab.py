@@ -10,6 +10,7 @@ reactor cannot be restarted in the test process) and checks its JSON report.
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,8 @@ def lab_report(netns_ready, tmp_path_factory):
             str(directory / "timeline.png"),
             "--logs",
             str(directory / "logs"),
+            "--pcap",
+            str(directory / "pcap"),
         ],
         capture_output=True,
         text=True,
@@ -110,6 +113,45 @@ def test_tcp_connection_survived(lab_report):
 def test_plot_written(lab_report):
     _, _, directory = lab_report
     assert (directory / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def tshark_count(capture, display_filter):
+    """
+    Return how many packets of C{capture} match a tshark display filter.
+    """
+    completed = subprocess.run(
+        [
+            "tshark",
+            "-n",
+            "-r",
+            str(capture),
+            "-Y",
+            display_filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return len(completed.stdout.split())
+
+
+def test_capture_shows_tunneled_probes(lab_report):
+    if shutil.which("tshark") is None:
+        pytest.skip("needs tshark")
+    _, report, directory = lab_report
+    client = report["checks"]["client-1"]["address"]
+    captures = directory / "pcap"
+    assert tshark_count(captures / "client-1.pcap", f"ip.src == {client} && udp.dstport == 7") > 0
+    # Roamed probes cross the subnets inside GRE: an outer IPv4 header between
+    # the SCs, then the client's own IPv4 header (tshark decodes both).
+    between_scs = f"gre && ip.src == 198.18.2.11 && ip.dst == 198.18.1.11 && ip.src == {client}"
+    assert tshark_count(captures / "router.pcap", between_scs) > 0
 
 
 def test_nothing_left_behind(lab_report):
