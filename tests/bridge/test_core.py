@@ -552,3 +552,39 @@ def test_empty_l3_is_plain_bridge(steps) -> None:
         assert len(result) == len(set(result))
         assert set(result) == reference.process(port, agg_id, frame), frame.hex()
     assert not [e for e in bridge.pop_events() if isinstance(e, RoamerDetected)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(INGRESSES), frames, st.sampled_from([0.0, 1.0, 150.0])),
+        max_size=40,
+    )
+)
+def test_roamer_events_pair(steps) -> None:
+    """
+    Every RoamerDetected is closed by one SourceCleared, and the open ones
+    are exactly the dynamic entries with a source egress.
+    """
+    bridge = Bridge(max_entries=4, max_events=10_000, aging_time=200.0)
+    bridge.add_port("wlan")
+    bridge.add_port("eth")
+    gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
+    bridge.add_member(gre, 2)
+    bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
+    visitors: set[bytes] = set()
+    now = 0.0
+    for (port, agg_id), frame, advance in steps:
+        now += advance
+        bridge.process(port, agg_id, frame, now)
+        bridge.expire(now)
+        for event in bridge.pop_events():
+            if isinstance(event, RoamerDetected):
+                assert event.mac not in visitors
+                visitors.add(event.mac)
+            elif isinstance(event, SourceCleared):
+                assert event.mac in visitors
+                visitors.remove(event.mac)
+    with_source = {mac(row["mac"]) for row in bridge.fdb_rows() if row["src_port"] is not None}
+    assert visitors == with_source
