@@ -84,8 +84,9 @@ class NodeDispatcher(BridgeDispatcher):
         self._flood_paths: dict[int, frozenset[int]] = {}
         #: Ports that floods from tunnels enter only for travelers.
         self._guarded: set[int] = set()
-        #: Ports whose floods never enter a tunnel (the node's own TAP).
+        #: Ports whose frames never enter a tunnel (the node's own TAP).
         self._local: set[int] = set()
+        self._uplink: int | None = None
         #: Tunnel ports whose copies of LAN broadcasts are relayed, not learned.
         self._relays: set[int] = set()
         self.relayed = 0
@@ -161,13 +162,19 @@ class NodeDispatcher(BridgeDispatcher):
         """
         self._flood_paths[ingress] = self._flood_paths.get(ingress, frozenset()) | {egress}
 
-    def keep_local(self, port: int) -> None:
+    def keep_local(self, port: int, uplink: int) -> None:
         """
-        Keep every flood from C{port} out of the tunnels, even enabled ones:
-        the node's own broadcasts must not teach the far end of a tunnel
-        that the node lies behind it.
+        Keep the frames of C{port} (the node's own TAP) out of the tunnels.
+
+        Floods from it skip the tunnels, even enabled ones, so the far end
+        never learns the node behind a tunnel. A unicast frame that the
+        bridge sends into a tunnel goes to C{uplink} (the LAN port)
+        instead: the node's own address is on the LAN, and the bridge may
+        have learned a LAN host behind a tunnel from the replies a home AP
+        sends its travelers' way.
         """
         self._local.add(port)
+        self._uplink = uplink
 
     def relay(self, port: int) -> None:
         """
@@ -201,10 +208,13 @@ class NodeDispatcher(BridgeDispatcher):
         tunnel_ports = self._tunnel_ports
         watched = self.watched
 
-        relaying = number in self._relays
+        # Sets, not flags, because relay() and keep_local() may be called
+        # after the port is attached.
+        relays = self._relays
+        local_ports = self._local
 
         def frame_received(agg_id: int | None, frame: bytes) -> None:
-            if relaying and frame[0] & 1 and self._relay_copy(number, agg_id, frame):
+            if frame[0] & 1 and number in relays and self._relay_copy(number, agg_id, frame):
                 return
             try:
                 egress = process(number, agg_id, frame, seconds())
@@ -225,8 +235,11 @@ class NodeDispatcher(BridgeDispatcher):
             events = pop_events()
             if events:
                 self._on_events(events)
-            if tunnel_ports and (len(egress) > 1 or frame[0] & 1):
-                egress = self._filter_floods(number, agg_id, egress, frame)
+            if tunnel_ports:
+                if len(egress) > 1 or frame[0] & 1:
+                    egress = self._filter_floods(number, agg_id, egress, frame)
+                elif egress and egress[0][0] in tunnel_ports and number in local_ports:
+                    egress = ((self._uplink, None),)
             if watched and frame[0:6] in watched:
                 self._first_frame(frame[0:6], egress)
             for egress_port, egress_agg_id in egress:

@@ -233,7 +233,7 @@ class NodeDatapath:
         )
         dispatcher = self.units[0].dispatcher
         dispatcher.guard(self.units[0].ports["lan"])
-        dispatcher.keep_local(self.units[0].ports["self"])
+        dispatcher.keep_local(self.units[0].ports["self"], self.units[0].ports["lan"])
         # An SC relays floods between its AP tunnels and its SC tunnels: a
         # home AP's broadcasts for its travelers go to the foreign SCs, and
         # what a foreign SC receives goes to its APs, where visitors are.
@@ -400,10 +400,13 @@ class NodeDatapath:
         bridge = self.units[vlan].bridge
         src_port, src_agg_id = self.egress_for(action.peer, vlan)
         entry = bridge.lookup(action.mac)
-        if entry is not None:
+        station = self.station_ports.get(action.mac)
+        if station is not None and station[0] == vlan:
+            # The radio just reported the station here; a learned entry may
+            # still point where it was before (a tunnel, the LAN).
+            place = (station[1], None)
+        elif entry is not None:
             place = (entry.port, entry.agg_id)
-        elif action.mac in self.station_ports and self.station_ports[action.mac][0] == vlan:
-            place = (self.station_ports[action.mac][1], None)
         else:
             self.log.warn(
                 "No port known for {mac}; its source entry waits for its first frame",

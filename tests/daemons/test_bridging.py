@@ -147,6 +147,24 @@ def test_allowed_flood_path_between_tunnels():
     assert node.sent(node.gre) == []
 
 
+def test_own_frames_stay_out_of_tunnels():
+    node = Node()
+    own = MemoryPort("rmbr0", "tap")
+    own_number = node.dispatcher.attach(own, l3_learning=False)
+    node.dispatcher.keep_local(own_number, node.lan_number)
+    node.dispatcher.set_flood(node.gre_number, 1, True)
+    node.gre.receive(ethernet(BROADCAST, HOST), 1)
+    node.sent(node.radio)
+    broadcast = ethernet(BROADCAST, bytes.fromhex("02cc00000003"))
+    own.receive(broadcast)
+    assert node.sent(node.gre) == []
+    assert node.sent(node.lan) == [(None, broadcast)]
+    unicast = ethernet(HOST, bytes.fromhex("02cc00000003"))
+    own.receive(unicast)
+    assert node.sent(node.gre) == []
+    assert node.sent(node.lan) == [(None, unicast)]
+
+
 def test_first_frame_reported_once():
     node = Node()
     node.radio.receive(ethernet(HOST, STATION))
