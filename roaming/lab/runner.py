@@ -363,7 +363,9 @@ class LabRun:
             )
             self.leases[client.name] = bound[-1].address
             self.say(f"{client.name} got {bound[-1].address} by DHCP at {client.home_ap}")
+        self._start_probes()
 
+    def _start_probes(self) -> None:
         host = self.plan.node("host-a")
         self.probe_start_ns = time.monotonic_ns()
         for client in self.plan.clients:
