@@ -766,3 +766,27 @@ def test_udp_outer_ecn_not_ect():
     outgoing = local.encapsulate(7, udp_frame(100, tos=0xB9), 0.0)
 
     assert outgoing.tos == 0xB8
+
+
+def test_outer_ip_options_skipped():
+    """
+    An outer IPv4 header with options is skipped by its IHL.
+    """
+    from scapy.layers.inet import IPOption_Router_Alert
+
+    _, remote = endpoint_pair()
+    gre = GRE(key_present=1, key=KEY, proto=0x6558) / ETHERNET_FRAME
+    packet = bytes(IP(src=LOCAL, dst=REMOTE, proto=47, options=[IPOption_Router_Alert()]) / gre)
+    assert IP(packet).ihl == 6
+
+    assert remote.decapsulate(LOCAL, packet, 0.0) == (9, ETHERNET_FRAME)
+
+
+def test_trailing_bytes_after_outer_packet_ignored():
+    """
+    Bytes after the outer IPv4 total length are not part of the frame.
+    """
+    local, remote = endpoint_pair()
+    packet = local.encapsulate(7, ETHERNET_FRAME, 0.0).packets[0]
+
+    assert remote.decapsulate(LOCAL, packet + b"\x00" * 6, 0.0) == (9, ETHERNET_FRAME)
