@@ -16,10 +16,10 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 
 from roaming import radio as radio_package
-from roaming.ports.gre import RawGrePort, UdpGrePort
 from roaming.ports.packet import PacketSocketPort
 from roaming.ports.tap import TapPort
-from roaming.ports.tunnels import GreEndpoint
+from roaming.tap.gre import EngineGrePort
+from roaming.tunnel import GreEndpoint
 
 __all__ = ["AddressError", "Devices", "SystemDevices"]
 
@@ -47,9 +47,18 @@ class Devices(Protocol):
         Return an unstarted packet-socket port on the existing C{interface}.
         """
 
-    def gre_port(self, transport: str, local: str, endpoint: GreEndpoint, udp_port: int) -> Any:
+    def gre_port(
+        self,
+        transport: str,
+        local: str,
+        engine: GreEndpoint,
+        udp_port: int,
+        *,
+        on_link_event: Any,
+    ) -> Any:
         """
-        Return an unstarted GRE port: C{transport} is C{"ip"} or C{"udp"}.
+        Return an unstarted GRE port framing with C{engine}; C{transport}
+        is C{"ip"} or C{"udp"}, as the engine was built for.
         """
 
     def configure_address(
@@ -98,13 +107,22 @@ class SystemDevices:
         """
         return PacketSocketPort(interface, reactor=self._reactor)
 
-    def gre_port(self, transport: str, local: str, endpoint: GreEndpoint, udp_port: int) -> Any:
+    def gre_port(
+        self,
+        transport: str,
+        local: str,
+        engine: GreEndpoint,
+        udp_port: int,
+        *,
+        on_link_event: Any,
+    ) -> EngineGrePort:
         """
-        Return a raw IP protocol 47 port, or a GRE-in-UDP port on C{udp_port}.
+        Return a GRE port on a raw IP protocol 47 socket, or on a UDP
+        socket bound to C{udp_port}, as the engine's transport says.
         """
-        if transport == "udp":
-            return UdpGrePort(local, endpoint, port=udp_port, reactor=self._reactor)
-        return RawGrePort(local, endpoint, reactor=self._reactor)
+        return EngineGrePort(
+            local, engine, udp_port=udp_port, on_link_event=on_link_event, reactor=self._reactor
+        )
 
     def configure_address(
         self,

@@ -40,10 +40,10 @@ from twisted.logger import Logger
 from roaming.bridge import L3Entry
 from roaming.config import Config
 from roaming.control import actions
-from roaming.ports.tunnels import GreTunnel, GreTunnelTable
 from roaming.tap import bridging
 from roaming.tap.devices import Devices
 from roaming.tap.stages import StageLog
+from roaming.tunnel import GreEndpoint, Transport, TunnelDown, TunnelUp
 
 __all__ = ["TUNNEL_KEY", "BridgeUnit", "GrePortUnit", "NamedPort", "NodeDatapath"]
 
@@ -112,12 +112,13 @@ class BridgeUnit:
 
 class GrePortUnit:
     """
-    One GRE aggregation port: its tunnel table, device port and bridge port.
+    One GRE aggregation port: its tunnel engine, device port and bridge
+    port.
     """
 
-    def __init__(self, kind: str, table: GreTunnelTable, port: Any) -> None:
+    def __init__(self, kind: str, engine: GreEndpoint, port: Any) -> None:
         self.kind = kind
-        self.table = table
+        self.engine = engine
         self.port = port
         self.number: int | None = None
         self.tunnels: dict[ipaddress.IPv4Address, int] = {}
@@ -221,10 +222,17 @@ class NodeDatapath:
     def _start_gre(self, kind: str) -> None:
         gre = self.config.gre
         local = str(self.config.node.address)
-        table = GreTunnelTable(local)
-        device = self.devices.gre_port(gre.transport, local, table, gre.udp_port)
+        transport = Transport.GRE_IN_UDP if gre.transport == "udp" else Transport.RAW_IPV4
+        engine = GreEndpoint(local, transport=transport)
+        device = self.devices.gre_port(
+            gre.transport,
+            local,
+            engine,
+            gre.udp_port,
+            on_link_event=lambda event: self._link_event(kind, event),
+        )
         port = NamedPort(device, f"gre-{kind}")
-        unit = GrePortUnit(kind, table, port)
+        unit = GrePortUnit(kind, engine, port)
         self.gre[kind] = unit
         # Split horizon keeps one SC's floods from looping through another
         # SC; between APs the flood policy of the dispatcher does that.
@@ -294,7 +302,17 @@ class NodeDatapath:
                 return unit.number, agg_id
         unit = self._gre_for(peer)
         agg_id = next(self._agg_ids)
-        unit.table.add_tunnel(GreTunnel(agg_id, str(peer), TUNNEL_KEY))
+        gre = self.config.gre
+        unit.engine.add_tunnel(
+            agg_id,
+            str(peer),
+            TUNNEL_KEY,
+            sequence=gre.sequence,
+            path_mtu=gre.mtu,
+            keepalive_period=gre.keepalive_interval,
+            keepalive_misses=gre.keepalive_misses,
+        )
+        unit.port.arm()
         unit.tunnels[peer] = agg_id
         self.units[0].bridge.add_member(unit.number, agg_id)
         self.log.info(
@@ -318,9 +336,23 @@ class NodeDatapath:
                 if entry.egress == (unit.number, agg_id):
                     bridge.l3.remove(entry.network)
             bridge.remove_member(unit.number, agg_id)
-            unit.table.remove_tunnel(agg_id)
+            unit.engine.remove_tunnel(agg_id)
+            unit.port.arm()
             self.units[0].dispatcher.set_flood(unit.number, agg_id, False)
             self.log.info("Tunnel to {peer} down", peer=str(peer))
+
+    def _link_event(self, kind: str, event: Any) -> None:
+        unit = self.gre.get(kind)
+        peers = {agg_id: peer for peer, agg_id in unit.tunnels.items()} if unit else {}
+        peer = peers.get(event.agg_id)
+        if isinstance(event, TunnelDown):
+            self.log.warn(
+                "Tunnel to {peer} down: {missed} keepalives unanswered",
+                peer=str(peer),
+                missed=getattr(event, "missed", "?"),
+            )
+        elif isinstance(event, TunnelUp):
+            self.log.info("Tunnel to {peer} answers keepalives", peer=str(peer))
 
     def tunnels(self) -> list[tuple[str, ipaddress.IPv4Address, int]]:
         """

@@ -110,17 +110,32 @@ def tunnels_table(service: Any) -> Table:
         gre = datapath.gre[kind]
         peer_state = service.control.peers.get(peer) if service.control is not None else None
         connected = peer_state is not None and peer_state.connection is not None
+        state = gre.engine.tunnel(agg_id)
         rows.append(
             (
                 str(peer),
                 gre.port.name,
                 agg_id,
                 service.config.gre.transport,
+                state.link_state.name.lower(),
+                state.frames_sent,
+                state.frames_received,
                 dispatcher.flood_enabled(gre.number, agg_id),
                 connected,
             )
         )
-    return Table(("peer", "port", "member", "transport", "flood", "control_up"), rows)
+    columns = (
+        "peer",
+        "port",
+        "member",
+        "transport",
+        "link",
+        "frames_sent",
+        "frames_received",
+        "flood",
+        "control_up",
+    )
+    return Table(columns, rows)
 
 
 def peers_table(service: Any) -> Table:
@@ -181,10 +196,13 @@ def samples(service: Any) -> Iterator[Sample]:
                     labels["protocol"] = protocol
                 yield Sample(f"port_{counter}", value, labels=labels, documentation=_PORT_DOC)
     for kind, gre in datapath.gre.items():
-        counters = gre.table.counters
-        labels = {"port": gre.port.name}
-        yield Sample("tunnel_unknown_peer", counters.unknown_peer, labels=labels)
-        yield Sample("tunnel_out_of_order", counters.out_of_order, labels=labels)
+        for name, value in gre.engine.counters.items():
+            yield Sample(
+                "tunnel_events",
+                value,
+                labels={"port": gre.port.name, "event": name},
+                documentation="GRE engine counts by event: packets framed, and drops by reason",
+            )
         yield Sample("tunnels", len(gre.tunnels), kind=GAUGE, labels={"kind": kind})
     for stage, count in service.stages.counts.items():
         yield Sample("roam_stages", count, labels={"stage": stage}, documentation=_STAGE_DOC)

@@ -62,6 +62,9 @@ class MemoryGrePort(MemoryPort):
     def member_ids(self):
         return [tunnel.agg_id for tunnel in self.table.tunnels()]
 
+    def arm(self):
+        self.armed = getattr(self, "armed", 0) + 1
+
 
 def _fail_start(sink):
     raise OSError("device missing")
@@ -111,7 +114,7 @@ class FakeDevices:
     def packet_port(self, interface):
         return self._record(MemoryPort(interface, "packet"))
 
-    def gre_port(self, transport, local, endpoint, udp_port):
+    def gre_port(self, transport, local, endpoint, udp_port, *, on_link_event):
         return self._record(MemoryGrePort(f"gre-{transport}:{local}", "gre", endpoint))
 
     def configure_address(self, interface, address, gateway):

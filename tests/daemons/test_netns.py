@@ -232,8 +232,12 @@ def test_daemons_run_in_namespaces(tmp_path, topology):
         assert (ap_port, ap_ip) == (topology.radio, "10.1.0.50")
         ap_l3 = records(ap_socket, "l3")
         assert [(row["network"], row["match"]) for row in ap_l3] == [("10.1.0.0/24", "negative")]
-        tunnels = records(ap_socket, "tunnels")
-        assert [(row["peer"], row["control_up"]) for row in tunnels] == [("10.1.0.2", True)]
+
+        def tunnel_up_at_ap():
+            return [row for row in records(ap_socket, "tunnels") if row["link"] == "up"]
+
+        (tunnel,) = wait_for(tunnel_up_at_ap, "GRE keepalives between AP and SC", daemons)
+        assert (tunnel["peer"], tunnel["control_up"]) == ("10.1.0.2", True)
         counters = records(sc_socket, "counters")
         assert any(row["name"] == "bridge_frames" and row["value"] > 0 for row in counters)
 
