@@ -29,6 +29,9 @@ _MAX_PACKET = 65535
 _INT = struct.Struct("@i")
 # Linux asm-generic/socket.h; Python 3.11's socket module does not export it.
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+# Linux linux/in.h; also missing from Python 3.11's socket module.
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DONT = getattr(socket, "IP_PMTUDISC_DONT", 0)
 
 
 class EngineGrePort(SocketPort):
@@ -97,7 +100,7 @@ class EngineGrePort(SocketPort):
             else:
                 # Let the kernel fragment outer UDP packets larger than the
                 # path MTU, which the engine leaves to it.
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, socket.IP_PMTUDISC_DONT)
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.receive_buffer)
             except OSError:
