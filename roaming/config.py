@@ -301,7 +301,7 @@ _REQUIRED = object()
 class _Table:
     """
     Reads typed values from one TOML table, records each problem, and
-    reports the keys that nobody read as unknown.
+    reports the keys left unread as unknown.
     """
 
     def __init__(self, reader: _Reader, prefix: str, table: dict[str, Any]) -> None:
@@ -321,7 +321,7 @@ class _Table:
 
     def has(self, key: str) -> bool:
         """
-        Whether the table sets C{key}.
+        Return whether the table sets C{key}.
         """
         return key in self._table
 

@@ -81,7 +81,7 @@ class Sample:
     @property
     def exported_name(self) -> str:
         """
-        Name under which Prometheus sees the sample.
+        Name of the sample in the Prometheus export.
         """
         suffix = "_total" if self.kind == COUNTER else ""
         return f"{PREFIX}{self.name}{suffix}"

@@ -35,7 +35,7 @@ REQUESTS = {
     "counters": "every counter and gauge (also exported to Prometheus)",
 }
 
-# A daemon answers from memory; a reply slower than this means it is stuck.
+# A daemon builds each reply from memory, so a slower reply means it is stuck.
 DEFAULT_TIMEOUT = 5.0
 # Bound on one reply, so a wrong socket cannot make roamctl read forever.
 MAX_REPLY = 64 * 1024 * 1024
@@ -43,7 +43,7 @@ MAX_REPLY = 64 * 1024 * 1024
 
 class RoamctlError(Exception):
     """
-    A request failed; the message says why and what to check.
+    A request failed. The message names the cause and what to check.
     """
 
 

@@ -1,24 +1,31 @@
 # -*- test-case-name: tests.daemons.test_bridging -*-
 """
-How a daemon binds a bridge core to its ports.
+Binding of a bridge core to the ports of a daemon.
 
 L{NodeDispatcher} extends L{roaming.ports.dispatch.BridgeDispatcher} with
 what a roaming node needs around the per-frame path:
 
   - the port options of the bridge core that the plain dispatcher does not
     pass (C{l3_learning}, C{split_horizon});
-  - the flood policy of tunnels (L{NodeDispatcher.allow_flood}). The
-    bridge floods to every port; a plain bridge on a node that shares its
-    LAN with the other end of its tunnels would copy a subnet's broadcasts
-    (DHCP among them) into other subnets and loop them back onto the LAN.
-    So a flooded frame, or a group frame, whose source is not a visitor:
+  - the flood policy of tunnels. The bridge floods to every port, but a
+    node shares its LAN with the far end of most of its tunnels, so plain
+    flooding would copy a subnet's broadcasts (DHCP among them) into other
+    subnets and loop them back onto the LAN. A flooded frame, or a group
+    frame, that the bridge does not send to its source's visitor egress:
 
       - enters a tunnel only if flooding into that tunnel member is
-        enabled, or the node allows floods from the ingress port into that
-        tunnel port (an SC passes floods between its AP and SC tunnels);
+        enabled (L{NodeDispatcher.set_flood}), or the node lets floods
+        pass from the ingress port into that tunnel port
+        (L{NodeDispatcher.allow_flood}: an SC between its AP and SC
+        tunnels);
       - enters a I{guarded} port (the LAN) from a tunnel only if its source
         has a static entry on that tunnel (a traveler, whose home AP puts
         its frames on the home LAN);
+      - never enters a tunnel from the node's own TAP
+        (L{NodeDispatcher.keep_local}), whose unicast frames also leave by
+        the LAN whatever the bridge learned;
+      - is relayed without learning when it is a LAN host's broadcast that a
+        home AP copied into its tunnel (L{NodeDispatcher.relay});
   - the bridge's events, handed to the daemon after each frame;
   - a watch list of stations whose next delivered frame is logged as a
     roam stage (the first frame back to a station after it associated).
@@ -179,7 +186,7 @@ class NodeDispatcher(BridgeDispatcher):
     def relay(self, port: int) -> None:
         """
         Relay group frames arriving on tunnel port C{port} whose source the
-        bridge knows on a plain port (a LAN host, whose broadcast a home AP
+        bridge has learned on a plain port (a LAN host, whose broadcast a home AP
         copied into its tunnel for its travelers) straight to the tunnel
         ports that L{allow_flood} names, without passing them to the bridge:
         learning the LAN host on the tunnel would send the node's own
@@ -196,7 +203,7 @@ class NodeDispatcher(BridgeDispatcher):
 
     def flood_enabled(self, port: int, agg_id: int | None) -> bool:
         """
-        Whether floods enter the tunnel C{(port, agg_id)}.
+        Return whether floods enter the tunnel C{(port, agg_id)}.
         """
         return (port, agg_id) in self._flood_enabled
 

@@ -49,8 +49,8 @@ __all__ = ["ControlRuntime", "PeerState"]
 
 class PeerState:
     """
-    What roamctl shows about one peer: its role, whether this side dialled
-    it, and when the connection came up.
+    State of one control peer for roamctl: its role, whether this side
+    dialled it, and when the connection came up.
     """
 
     def __init__(self, address: ipaddress.IPv4Address, outgoing: bool) -> None:
@@ -183,7 +183,7 @@ class ControlRuntime(MultiService):
             self._timer.cancel()
         self._timer = None
         # Abort rather than close: a TLS close waits for the peer, and the
-        # peer may be stopping too. The peer sees the reset at once.
+        # peer may be stopping too. The peer gets the reset at once.
         for peer in self.peers.values():
             if peer.connection is not None and peer.connection.transport is not None:
                 peer.connection.transport.abortConnection()
@@ -240,8 +240,8 @@ class ControlRuntime(MultiService):
         """
         Hand a message to the role object and carry out its actions.
 
-        @raise ControlError: from the role object; the protocol answers the
-            peer with an error.
+        @raise ControlError: from the role object; the protocol sends the
+            peer an error response.
         """
         self._stage("message-received", connection.peer, message)
         now = self._reactor.seconds()

@@ -118,7 +118,7 @@ class SystemDevices:
     ) -> EngineGrePort:
         """
         Return a GRE port on a raw IP protocol 47 socket, or on a UDP
-        socket bound to C{udp_port}, as the engine's transport says.
+        socket bound to C{udp_port}, matching the engine's transport.
         """
         return EngineGrePort(
             local, engine, udp_port=udp_port, on_link_event=on_link_event, reactor=self._reactor

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.daemons.test_lan -*-
 """
-What an AP sends and hears on its LAN besides bridged frames: the layer 2
+Frames an AP sends and receives on its LAN besides bridged frames: the layer 2
 update frame and the IEEE 802.11F (IAPP) ADD-notify.
 
 The layer 2 update frame is an IEEE 802.2 LLC XID frame sent to the

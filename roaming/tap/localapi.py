@@ -105,7 +105,7 @@ class LocalAPIProtocol(LineOnlyReceiver):
 
     def lineReceived(self, line: bytes) -> None:
         """
-        Answer one request.
+        Send the response to one request.
         """
         response = self.factory.respond(line)
         self.sendLine(json.dumps(response, separators=(",", ":")).encode("utf-8"))

@@ -352,7 +352,7 @@ class NodeDatapath:
                 missed=getattr(event, "missed", "?"),
             )
         elif isinstance(event, TunnelUp):
-            self.log.info("Tunnel to {peer} answers keepalives", peer=str(peer))
+            self.log.info("Tunnel to {peer} is up: keepalive replies arrive", peer=str(peer))
 
     def tunnels(self) -> list[tuple[str, ipaddress.IPv4Address, int]]:
         """

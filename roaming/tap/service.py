@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.daemons.test_services -*-
 """
-What both daemons share: command-line options and the service that starts
+Parts that both daemons share: command-line options and the service that starts
 and stops a node.
 
 L{NodeOptions} reads and checks the configuration file and the TLS files

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.daemons.test_views -*-
 """
-What roamctl and Prometheus see of a running daemon.
+Read-only views of a running daemon, for roamctl and Prometheus.
 
 Each C{*_table} function reads a L{roaming.tap.service.NodeService} at that
 moment and returns a L{roaming.tap.localapi.Table}; L{samples} returns the
@@ -164,7 +164,7 @@ def peers_table(service: Any) -> Table:
 
 def clients_table(service: Any) -> Table:
     """
-    List the clients the node knows, from its role's client records.
+    List the clients in the role's client records.
     """
     return Table(service.client_columns, service.client_rows())
 
