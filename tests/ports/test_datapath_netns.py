@@ -15,7 +15,7 @@ import pytest
 from roaming.ports.packet import ETH_P_ALL, PACKET_OUTGOING
 
 from . import netns
-from .topology import HOST_A, HOST_B, TUNNEL_KEY, gre_hop, tap_to_tap
+from .topology import HOST_A, HOST_B, TUNNEL_KEY, gre_hop, tap_to_tap, tap_to_uplink
 
 pytestmark = netns.requires_netns
 
@@ -263,3 +263,97 @@ def test_tap_to_tap_ping():
         assert port["rx_frames"] >= 3, name
         assert port["tx_frames"] >= 3, name
         assert port["rx_errors"] == 0, name
+
+
+def _start_capture(namespace, device: str, path) -> subprocess.Popen:
+    tcpdump = namespace.popen(
+        "tcpdump",
+        "--immediate-mode",
+        "-Z",
+        "root",
+        "-i",
+        device,
+        "-U",
+        "-w",
+        str(path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # tcpdump reports "listening on" once the capture is open.
+    tcpdump.stderr.readline()
+    return tcpdump
+
+
+def _tagged_frame(
+    source_mac: str,
+    destination_mac: str,
+    vlan: int,
+    priority: int,
+    source: str,
+    destination: str,
+    index: int,
+) -> bytes:
+    """
+    Return a tagged UDP frame to port 7000 whose 40-byte payload repeats
+    C{index}, built by scapy.
+    """
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    packet = (
+        Ether(src=source_mac, dst=destination_mac)
+        / Dot1Q(vlan=vlan, prio=priority)
+        / IP(src=source, dst=destination)
+        / UDP(sport=7000, dport=7000)
+        / (bytes([index]) * 40)
+    )
+    return bytes(packet)
+
+
+def _tagged_rows(path, source: str) -> list[list[str]]:
+    command = ["tshark", "-r", str(path), "-Y", f"ip.src=={source} && udp.dstport==7000"]
+    command += ["-T", "fields", "-e", "vlan.id", "-e", "vlan.priority", "-e", "udp.payload"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+    return [line.split("\t") for line in output.splitlines() if line]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump")
+def test_vlan_tags_cross_uplink(tmp_path):
+    """
+    802.1Q-tagged frames cross a TAP port and a packet-socket port both
+    ways with VLAN ID and priority intact.  The kernel strips the tag of
+    frames arriving on the uplink before the packet socket reads them, so
+    the tags host A receives exist only because the port restored them.
+    """
+    with tap_to_uplink() as topology:
+        mac_a, mac_b = topology.mac(topology.a), topology.mac(topology.b)
+        to_b = [_tagged_frame(mac_a, mac_b, 100, 5, HOST_A, HOST_B, i) for i in range(3)]
+        to_a = [_tagged_frame(mac_b, mac_a, 200, 3, HOST_B, HOST_A, i) for i in range(3)]
+        captures = {"a": tmp_path / "a.pcap", "b": tmp_path / "b.pcap"}
+        tcpdumps = [
+            _start_capture(topology.a, "ha0", captures["a"]),
+            _start_capture(topology.b, "hb0", captures["b"]),
+        ]
+        try:
+            for host, device, frames in ((topology.a, "ha0", to_b), (topology.b, "hb0", to_a)):
+                sender = _capture_socket(host, device)
+                try:
+                    for frame in frames:
+                        sender.send(frame)
+                finally:
+                    sender.close()
+            time.sleep(0.5)
+        finally:
+            for tcpdump in tcpdumps:
+                tcpdump.terminate()
+                tcpdump.wait(timeout=10)
+        counters = topology.stop_forwarders()
+
+    expected_at_b = [["100", "5", (bytes([i]) * 40).hex()] for i in range(3)]
+    expected_at_a = [["200", "3", (bytes([i]) * 40).hex()] for i in range(3)]
+    assert _tagged_rows(captures["b"], HOST_A) == expected_at_b
+    assert _tagged_rows(captures["a"], HOST_B) == expected_at_a
+    [forwarder] = counters
+    assert forwarder["send_errors"] == 0
+    assert forwarder["bridge_errors"] == 0

@@ -29,6 +29,7 @@ __all__ = [
     "gre_hop",
     "kernel_bridge",
     "tap_to_tap",
+    "tap_to_uplink",
 ]
 
 HOST_A = "10.0.0.1"
@@ -163,6 +164,30 @@ def tap_to_tap(*, budget: int = 64):
             _host_up(b, "hb0", HOST_B)
             _wait_tap_carrier(a, "ha0")
             _wait_tap_carrier(b, "hb0")
+            yield topology
+        finally:
+            topology.stop_forwarders()
+
+
+@contextlib.contextmanager
+def tap_to_uplink(*, budget: int = 64):
+    """
+    Host A behind a TAP device and host B on a veth pair whose other end,
+    C{up0}, the forwarder attaches with a packet socket, as an access point
+    attaches its wired uplink.
+    """
+    with namespaces("ha", "hb", "fw") as (a, b, middle):
+        topology = Topology("tap to uplink", a, b)
+        middle.ip("link", "add", "up0", "type", "veth", "peer", "name", "hb0", "netns", b.name)
+        middle.ip("link", "set", "up0", "up")
+        try:
+            _start_forwarder(
+                topology, middle, "--tap", "fa", "--packet", "up0", "--budget", str(budget)
+            )
+            _move_tap(middle, "fa", a, "ha0")
+            _host_up(a, "ha0", HOST_A)
+            _host_up(b, "hb0", HOST_B)
+            _wait_tap_carrier(a, "ha0")
             yield topology
         finally:
             topology.stop_forwarders()
