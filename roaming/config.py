@@ -749,7 +749,8 @@ def _read_radio(reader: _Reader) -> tuple[RadioConfig | None, str | None]:
 def _read_gre(reader: _Reader) -> GREConfig | None:
     table = reader.section("gre")
     transport = table.choice("transport", ("ip", "udp"), "ip")
-    udp_port = table.integer("udp_port", 1, 65535, DEFAULT_GRE_UDP_PORT)
+    # SC-to-SC tunnels use udp_port + 1, which must be a port too.
+    udp_port = table.integer("udp_port", 1, 65534, DEFAULT_GRE_UDP_PORT)
     mtu = table.integer("mtu", 576, 9000, 1500)
     interval = table.duration("keepalive_interval", 1.0)
     misses = table.integer("keepalive_misses", 1, 100, 3)

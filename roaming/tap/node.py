@@ -224,11 +224,15 @@ class NodeDatapath:
         local = str(self.config.node.address)
         transport = Transport.GRE_IN_UDP if gre.transport == "udp" else Transport.RAW_IPV4
         engine = GreEndpoint(local, transport=transport)
+        # Two UDP sockets cannot both receive every datagram of one port
+        # (SO_REUSEPORT balances them), so an SC's tunnels to other SCs use
+        # the next port; APs and SCs agree on that by convention.
+        udp_port = gre.udp_port + 1 if kind == "sc" and "ap" in self._peer_kinds else gre.udp_port
         device = self.devices.gre_port(
             gre.transport,
             local,
             engine,
-            gre.udp_port,
+            udp_port,
             on_link_event=lambda event: self._link_event(kind, event),
         )
         port = NamedPort(device, f"gre-{kind}")

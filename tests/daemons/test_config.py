@@ -430,7 +430,7 @@ REJECTIONS = [
     ("sc", MINIMAL_SC, "[bridge]\nmax_l3_entries = 0\n", "bridge.max_l3_entries", ">= 1"),
     ("sc", MINIMAL_SC, "[gre]\ntransport = 'gre'\n", "gre.transport", "expected 'ip' or 'udp'"),
     ("sc", MINIMAL_SC, "[gre]\nmtu = 100\n", "gre.mtu", "between 576 and 9000"),
-    ("sc", MINIMAL_SC, "[gre]\nudp_port = 70000\n", "gre.udp_port", "between 1 and 65535"),
+    ("sc", MINIMAL_SC, "[gre]\nudp_port = 65535\n", "gre.udp_port", "between 1 and 65534"),
     (
         "sc",
         MINIMAL_SC,

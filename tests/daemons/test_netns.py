@@ -180,19 +180,23 @@ def topology():
         built.destroy()
 
 
-def test_daemons_run_in_namespaces(tmp_path, topology):
+@pytest.mark.parametrize("transport", ["ip", "udp"])
+def test_daemons_run_in_namespaces(tmp_path, topology, transport):
+    gre = {'# transport = "ip"': f'transport = "{transport}"'}
     sc_config = example_config(
         tmp_path,
         "sc",
         **{
             'interface = "eth0"': f'interface = "{topology.sc_lan}"',
             'listen = "127.0.0.1:9380"': 'listen = "127.0.0.1:19380"',
+            **gre,
         },
     )
     ap_config = example_config(
         tmp_path,
         "ap",
         **{
+            **gre,
             'interface = "eth0"': f'interface = "{topology.ap_lan}"',
             'kind = "hostapd"\ninterface = "wlan0"\ncontrol = "/var/run/hostapd"': (
                 f'kind = "emulated"\ninterface = "{topology.radio}"\n'
@@ -238,6 +242,8 @@ def test_daemons_run_in_namespaces(tmp_path, topology):
 
         (tunnel,) = wait_for(tunnel_up_at_ap, "GRE keepalives between AP and SC", daemons)
         assert (tunnel["peer"], tunnel["control_up"]) == ("10.1.0.2", True)
+        assert tunnel["port"] == "gre-sc"
+        assert tunnel["transport"] == transport
         counters = records(sc_socket, "counters")
         assert any(row["name"] == "bridge_frames" and row["value"] > 0 for row in counters)
 
