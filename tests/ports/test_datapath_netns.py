@@ -126,22 +126,8 @@ def test_tshark_decodes_tunnel(hop, tmp_path):
     """
     _ping(hop, count=1)
     capture = tmp_path / "tunnel.pcap"
-    tcpdump = hop.wan.popen(
-        "tcpdump",
-        "--immediate-mode",
-        "-Z",
-        "root",
-        "-i",
-        "wb",
-        "-U",
-        "-w",
-        str(capture),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    tcpdump = _start_capture(hop.wan, "wb", capture)
     try:
-        # tcpdump reports "listening on" once the capture is open.
-        tcpdump.stderr.readline()
         _send_udp(hop)
         time.sleep(0.3)
     finally:
@@ -186,7 +172,7 @@ def test_dhcp_lease_across_hop(hop, tmp_path):
     """
     leases = tmp_path / "leases"
     in_a = ["ip", "netns", "exec", hop.a.name]
-    # One attempt per second, five attempts; the script does not configure ha0.
+    # Five attempts one second apart. The script /bin/true leaves ha0 as it is.
     dhcp_client = ["udhcpc", "-i", "ha0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true"]
 
     server = hop.b.popen(

@@ -1,8 +1,8 @@
 """
 Namespace topologies with two hosts, used by the datapath tests and the
-benchmark: host A (10.0.0.1) and host B (10.0.0.2) in one subnet, joined by
-the kernel bridge, by one forwarder tap to tap, or by two forwarders and a
-GRE tunnel between them.
+benchmark.  Host A (10.0.0.1) and host B (10.0.0.2) are in one subnet.  The
+kernel bridge joins them, or one forwarder tap to tap, or one forwarder from
+a TAP device to a packet-socket uplink, or two forwarders and a GRE tunnel.
 
 Hosts are namespaces whose only interface is C{ha0} or C{hb0}.  Forwarders
 are processes started with C{ip netns exec ... python -m
