@@ -92,9 +92,10 @@ class APService(NodeService):
             if vsc.interface in self._radio_ports:
                 continue
             port = self.devices.packet_port(vsc.interface)
-            number = self.datapath.attach_radio(
-                vsc.vlan, port, access_controlled=vsc.access_controlled
-            )
+            # NOTE: vsc.access_controlled is not enforced. The bridge's
+            # access-controlled ports drop every station that no one
+            # authorised, and the daemon has no authentication source yet.
+            number = self.datapath.attach_radio(vsc.vlan, port)
             self._radio_ports[vsc.interface] = (vsc.vlan, number)
 
         controller = config.control.controller
