@@ -95,7 +95,9 @@ class APService(NodeService):
             # NOTE: vsc.access_controlled is not enforced. The bridge's
             # access-controlled ports drop every station that no one
             # authorised, and the daemon has no authentication source yet.
-            number = self.datapath.attach_radio(vsc.vlan, port)
+            # Without L3 mobility the bridge learns the VSC's stations by MAC
+            # address only, so none is ever steered to a home subnet.
+            number = self.datapath.attach_radio(vsc.vlan, port, l3_learning=vsc.l3_mobility)
             self._radio_ports[vsc.interface] = (vsc.vlan, number)
 
         controller = config.control.controller

@@ -260,12 +260,12 @@ class NodeDatapath:
         self._started.append((unit, number))
         return number
 
-    def attach_radio(self, vlan: int, port: Any, *, access_controlled: bool = False) -> int:
+    def attach_radio(self, vlan: int, port: Any, *, l3_learning: bool = True) -> int:
         """
         Start a radio port on the bridge of C{vlan}.
         """
         unit = self.units[vlan]
-        return self._attach(unit, f"radio:{port.name}", port, access_controlled=access_controlled)
+        return self._attach(unit, f"radio:{port.name}", port, l3_learning=l3_learning)
 
     def stop(self) -> None:
         """

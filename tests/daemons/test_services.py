@@ -224,6 +224,18 @@ class TestAPService:
         unit = service.datapath.units[0]
         assert set(unit.ports) == {"lan", "self", "gre-sc", "radio:wlan0"}
 
+    def test_vsc_without_mobility_learns_by_mac(self, tmp_path):
+        path = example_config(tmp_path, "ap", **{"l3_mobility = true": "l3_mobility = false"})
+        service, _reactor, devices = build(ap, path)
+        service.startService()
+        ports = {row["name"]: row for row in service.datapath.units[0].bridge.ports()}
+        assert ports["wlan0"]["l3_learning"] is False
+        devices.port("wlan0").receive(ROAMER_ARP)
+        assert devices.port("gre-ip:10.1.0.11").sent == []
+        (radio,) = devices.radios
+        radio.listener.station_connected(ROAMER)
+        assert ROAMER not in service.access_point.stations
+
     def test_radio_from_config(self, tmp_path):
         _service, _reactor, devices = self.start(tmp_path)
         (radio,) = devices.radios
