@@ -98,7 +98,7 @@ class TestRespond:
 
 class TestProtocol:
     """
-    The line protocol answers each request line with one JSON line.
+    The line protocol sends one JSON line for each request line.
     """
 
     def connect(self):
