@@ -134,3 +134,66 @@ def test_main_without_root(monkeypatch):
     monkeypatch.setattr("sys.stderr", errors)
     assert main([], output=io.StringIO()) == 2
     assert "needs root privileges" in errors.getvalue()
+
+
+def test_gre_frames_summed_from_counters():
+    from roaming.lab.runner import _gre_frames_sent
+
+    reply = {
+        "columns": ["name", "labels", "value"],
+        "rows": [
+            ["port_tx_frames", "port=gre-ip:198.18.2.11", 40],
+            ["port_tx_frames", "port=gre-ip:198.18.2.11", 2],
+            ["port_tx_frames", "port=lan0", 1000],
+            ["port_rx_frames", "port=gre-ip:198.18.2.11", 7],
+        ],
+    }
+    assert _gre_frames_sent(reply) == 42
+    assert _gre_frames_sent({"rows": []}) == 0
+
+
+def roam_records(run, moves):
+    from roaming.lab.runner import RoamRecord
+
+    client = run.plan.clients[0]
+    hops = [client.home_ap, *scenario_targets(run.plan, client, "default")]
+    return [
+        RoamRecord(client, hops[step], hops[step + 1], "x", 0, moved_wall, step)
+        for step, moved_wall in enumerate(moves)
+    ]
+
+
+def test_stages_stop_at_next_move(tmp_path):
+    from roaming.lab.runner import LabOptions, LabRun
+
+    run = LabRun(LabOptions(), output=io.StringIO())
+    run.directory = tmp_path
+    run.roams = roam_records(run, [1000.0, 1000.5])
+    line = "Roam stage {} for 02:00:00:00:00:01 on {} at {:.6f}\n"
+    (tmp_path / "ap-b1.twistd.log").write_text(
+        line.format("station-connected", "ap-b1", 1000.001)
+        + line.format("first-frame-back", "ap-b1", 1000.004)
+        + line.format("station-connected", "ap-b1", 1000.600)
+    )
+    (tmp_path / "sc2.twistd.log").write_text(line.format("message-received", "sc2", 1000.002))
+    run._attach_stages()
+    assert run.roams[0].stages_ms == {
+        "station-connected@ap-b1": 1.0,
+        "first-frame-back@ap-b1": 4.0,
+        "message-received@sc2": 2.0,
+    }
+    # The event 100 ms after the second move belongs to the second roam only.
+    assert run.roams[1].stages_ms == {"station-connected@ap-b1": 100.0}
+
+
+def test_path_lists_tunnel_senders(tmp_path):
+    from roaming.lab.runner import LabOptions, LabRun
+
+    run = LabRun(LabOptions(rate=1000.0, hold=1.0), output=io.StringIO())
+    run.roams = roam_records(run, [1000.0])
+    run.tunnel_snapshots = [
+        (0, {"ap-a1": 5, "ap-b1": 0, "sc1": 100, "sc2": 0}),
+        (1, {"ap-a1": 6, "ap-b1": 990, "sc1": 1100, "sc2": 1000}),
+    ]
+    run._attach_paths()
+    assert run.roams[0].path == ["ap-b1", "sc1", "sc2"]
