@@ -6,7 +6,7 @@ The bridge stays a layer-2 device, so it reads only what its learning rules
 use: the innermost EtherType after any VLAN tags, the sender's IPv4 address
 (the IPv4 source address, or the ARP sender protocol address), and for a
 DHCP message from a client its message type and the address the client
-claims as its own.
+claims as its own, or for a rebooting client the address it asks to keep.
 
 This runs for every frame the bridge must inspect, so it is written by hand
 with precompiled C{struct.Struct} objects and integer addresses, one unpack
@@ -60,7 +60,9 @@ class DhcpMessageType(IntEnum):
 DHCP_DISCOVER = int(DhcpMessageType.DISCOVER)
 DHCP_REQUEST = int(DhcpMessageType.REQUEST)
 
+_ETHERNET_HEADER = 14
 _ETHERTYPE = struct.Struct("!H")
+_ADDRESS = struct.Struct("!I")
 _TAG = struct.Struct("!HH")
 
 # Pad bytes ("x") skip the fields the bridge does not use, so each unpack
@@ -93,34 +95,43 @@ _COOKIE_OFFSET = 236
 _OPTIONS_OFFSET = 240
 _MAGIC_COOKIE = b"\x63\x82\x53\x63"
 
+# DHCP option codes (RFC 2132 sections 3.1, 3.2, 9.1, 9.3, 9.6 and 9.7).
 _OPTION_PAD = 0
 _OPTION_END = 255
+_OPTION_REQUESTED_ADDRESS = 50
 _OPTION_OVERLOAD = 52
 _OPTION_MESSAGE_TYPE = 53
+_OPTION_SERVER_IDENTIFIER = 54
 
 
-def classify(frame: bytes) -> tuple[int, int, int, int]:
+def classify(frame: bytes) -> tuple[int, int, int, int, int]:
     """
     Extract the layer-3 facts that bridge learning uses from one frame.
 
-    @param frame: an Ethernet frame of at least 14 bytes, starting at the
-        destination address.
-    @return: C{(ethertype, sender_ip, dhcp_type, dhcp_client_ip)}:
-        the innermost EtherType (or 802.3 length) after at most
-        L{MAX_VLAN_TAGS} tags; the IPv4 source address of an IPv4 packet or
-        the sender protocol address of an Ethernet/IPv4 ARP request or reply,
-        else 0; the DHCP message type of a BOOTREQUEST sent from UDP port 68
-        to port 67, else 0; and for a DHCP REQUEST, the address the client
-        claims as its own (ciaddr, else the IPv4 source address), else 0.
-    @raise DecodeError: a VLAN tag, ARP, IPv4, UDP or DHCP header is
-        truncated or inconsistent.
+    @param frame: an Ethernet frame, starting at the destination address.
+    @return: C{(ethertype, sender_ip, dhcp_type, dhcp_client_ip,
+        dhcp_requested_ip)}: the innermost EtherType (or 802.3 length) after
+        at most L{MAX_VLAN_TAGS} tags; the IPv4 source address of an IPv4
+        packet or the sender protocol address of an Ethernet/IPv4 ARP
+        request or reply, else 0; the DHCP message type (option 53) of a
+        BOOTREQUEST sent from UDP port 68 to port 67, else 0; for a DHCP
+        REQUEST, the address the client claims as its own (ciaddr, else the
+        IPv4 source address), else 0; and for a DHCP REQUEST that claims no
+        address and carries no server identifier (the INIT-REBOOT state of
+        RFC 2131 section 4.3.2), the previous address it asks for in option
+        50, else 0.
+    @raise DecodeError: the frame is shorter than an Ethernet header, or a
+        VLAN tag, ARP, IPv4, UDP or DHCP header is truncated or
+        inconsistent.
     """
+    if len(frame) < _ETHERNET_HEADER:
+        raise DecodeError("ethernet", f"frame is {len(frame)} bytes, shorter than 14")
     (ethertype,) = _ETHERTYPE.unpack_from(frame, 12)
-    offset = 14
+    offset = _ETHERNET_HEADER
     tags = 0
     while ethertype in VLAN_ETHERTYPES:
         if tags == MAX_VLAN_TAGS:
-            return (ethertype, 0, 0, 0)
+            return (ethertype, 0, 0, 0, 0)
         if len(frame) < offset + 4:
             raise DecodeError(
                 "vlan", f"tag at offset {offset} is truncated: frame is {len(frame)} bytes"
@@ -132,8 +143,8 @@ def classify(frame: bytes) -> tuple[int, int, int, int]:
     if ethertype == ETHERTYPE_IPV4:
         return _classify_ipv4(frame, offset)
     if ethertype == ETHERTYPE_ARP:
-        return (ethertype, _arp_sender(frame, offset), 0, 0)
-    return (ethertype, 0, 0, 0)
+        return (ethertype, _arp_sender(frame, offset), 0, 0, 0)
+    return (ethertype, 0, 0, 0, 0)
 
 
 def _arp_sender(frame: bytes, offset: int) -> int:
@@ -164,7 +175,7 @@ def _arp_sender(frame: bytes, offset: int) -> int:
     return sender
 
 
-def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int]:
+def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int, int]:
     """
     Classify an IPv4 packet: its source address and, for a DHCP client
     message, the DHCP facts.
@@ -187,7 +198,7 @@ def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int]:
             "(header length..bytes present)",
         )
     if protocol != _IPPROTO_UDP or fragment & _FRAGMENT_OFFSET_MASK:
-        return (ETHERTYPE_IPV4, source, 0, 0)
+        return (ETHERTYPE_IPV4, source, 0, 0, 0)
 
     udp = offset + header_length
     end = offset + total_length
@@ -195,77 +206,105 @@ def _classify_ipv4(frame: bytes, offset: int) -> tuple[int, int, int, int]:
         raise DecodeError("udp", f"header is {end - udp} bytes, shorter than 8")
     source_port, destination_port, udp_length = _UDP.unpack_from(frame, udp)
     if source_port != _BOOTPC or destination_port != _BOOTPS:
-        return (ETHERTYPE_IPV4, source, 0, 0)
+        return (ETHERTYPE_IPV4, source, 0, 0, 0)
     # RFC 768: the length covers header and data.  A first fragment (More
     # Fragments set) may contain less than the UDP length states.
     if udp_length < _UDP.size:
         raise DecodeError("udp", f"length field is {udp_length}, less than 8")
     end = min(end, udp + udp_length)
-    dhcp_type, client_ip = _classify_dhcp(frame, udp + _UDP.size, end)
-    if dhcp_type == DHCP_REQUEST and client_ip == 0:
-        client_ip = source
-    return (ETHERTYPE_IPV4, source, dhcp_type, client_ip)
+    return _classify_dhcp(frame, udp + _UDP.size, end, source)
 
 
-def _classify_dhcp(frame: bytes, start: int, end: int) -> tuple[int, int]:
+def _classify_dhcp(
+    frame: bytes, start: int, end: int, source: int
+) -> tuple[int, int, int, int, int]:
     """
-    Return the DHCP message type of a BOOTREQUEST and its ciaddr, or
-    C{(0, 0)} for a BOOTREPLY or a BOOTP message without the DHCP cookie.
+    Classify a DHCP message from a client sent from IPv4 address C{source}.
+    A BOOTREPLY, and a BOOTP request without the magic cookie or without
+    option 53, carry no DHCP facts.
     """
     if end - start < _OPTIONS_OFFSET:
         raise DecodeError("dhcp", f"message is {end - start} bytes, shorter than 240")
     op, ciaddr = _BOOTP.unpack_from(frame, start)
     if op != _BOOTREQUEST:
-        return (0, 0)
+        return (ETHERTYPE_IPV4, source, 0, 0, 0)
     cookie = start + _COOKIE_OFFSET
     if frame[cookie : cookie + 4] != _MAGIC_COOKIE:
-        return (0, 0)
+        return (ETHERTYPE_IPV4, source, 0, 0, 0)
 
-    message_type, overload = _scan_options(frame, start + _OPTIONS_OFFSET, end)
-    # RFC 2131 section 4.1: with option 52, options continue in 'file' (value
-    # 1 or 3) and then in 'sname' (value 2 or 3).
-    if message_type == 0 and overload & 1:
-        message_type = _scan_options(frame, start + _FILE[0], start + _FILE[1])[0]
-    if message_type == 0 and overload & 2:
-        message_type = _scan_options(frame, start + _SNAME[0], start + _SNAME[1])[0]
-    if message_type == 0:
-        raise DecodeError("dhcp", "DHCP message has the magic cookie but no option 53")
-    return (message_type, ciaddr)
+    value, length = _find_option(frame, start, end, _OPTION_MESSAGE_TYPE)
+    if value < 0:
+        # Plain BOOTP (RFC 1542) may carry vendor options after the cookie
+        # without being DHCP.
+        return (ETHERTYPE_IPV4, source, 0, 0, 0)
+    if length != 1:
+        raise DecodeError("dhcp", f"option 53 is {length} bytes, expected 1")
+    # A value the bridge does not act on, 0 included, passes as it is.
+    message_type = frame[value]
+    if message_type != DHCP_REQUEST:
+        return (ETHERTYPE_IPV4, source, message_type, 0, 0)
+
+    client_ip = ciaddr or source
+    if client_ip:
+        return (ETHERTYPE_IPV4, source, message_type, client_ip, 0)
+    # RFC 2131 section 4.3.2: in INIT-REBOOT, ciaddr is 0, option 50 holds
+    # the previous address and option 54 (server identifier) is absent.  In
+    # SELECTING, option 54 names the server whose offer is taken.
+    if _find_option(frame, start, end, _OPTION_SERVER_IDENTIFIER)[0] >= 0:
+        return (ETHERTYPE_IPV4, source, message_type, 0, 0)
+    value, length = _find_option(frame, start, end, _OPTION_REQUESTED_ADDRESS)
+    if value < 0:
+        return (ETHERTYPE_IPV4, source, message_type, 0, 0)
+    if length != 4:
+        raise DecodeError("dhcp", f"option 50 is {length} bytes, expected 4")
+    (requested,) = _ADDRESS.unpack_from(frame, value)
+    return (ETHERTYPE_IPV4, source, message_type, 0, requested)
 
 
-def _scan_options(frame: bytes, position: int, end: int) -> tuple[int, int]:
+def _find_option(frame: bytes, start: int, end: int, code: int) -> tuple[int, int]:
+    """
+    Return the offset and length of the value of the first option C{code}
+    in the DHCP message at C{start}, or C{(-1, 0)} when it is absent.
+
+    RFC 2131 section 4.1: with option 52 (overload), options continue in
+    'file' (value 1 or 3) and then in 'sname' (value 2 or 3).
+    """
+    value, length, overload = _scan_options(frame, start + _OPTIONS_OFFSET, end, code)
+    if value < 0 and overload & 1:
+        value, length, _ = _scan_options(frame, start + _FILE[0], start + _FILE[1], code)
+    if value < 0 and overload & 2:
+        value, length, _ = _scan_options(frame, start + _SNAME[0], start + _SNAME[1], code)
+    return (value, length)
+
+
+def _scan_options(frame: bytes, position: int, end: int, code: int) -> tuple[int, int, int]:
     """
     Walk DHCP options from C{position} to C{end} (RFC 2132 section 2) and
-    return C{(message type, overload)}, 0 for each option not found.
+    return C{(value offset, value length, overload)} of option C{code}, with
+    an offset of -1 when it is absent and an overload of 0 without option 52.
 
-    The walk stops at the message type, so the usual message, which starts
+    The walk stops at option C{code}, so the usual message, which starts
     with option 53, costs one step.
     """
-    message_type = 0
     overload = 0
     while position < end:
-        code = frame[position]
-        if code == _OPTION_PAD:
+        option = frame[position]
+        if option == _OPTION_PAD:
             position += 1
             continue
-        if code == _OPTION_END:
+        if option == _OPTION_END:
             break
         if position + 2 > end:
-            raise DecodeError("dhcp", f"option {code} at offset {position} has no length byte")
+            raise DecodeError("dhcp", f"option {option} at offset {position} has no length byte")
         length = frame[position + 1]
         value = position + 2
         if value + length > end:
             raise DecodeError(
-                "dhcp", f"option {code} at offset {position} is {length} bytes, past the end"
+                "dhcp", f"option {option} at offset {position} is {length} bytes, past the end"
             )
-        if code == _OPTION_MESSAGE_TYPE:
-            if length != 1:
-                raise DecodeError("dhcp", f"option 53 is {length} bytes, expected 1")
-            message_type = frame[value]
-            if message_type == 0:
-                raise DecodeError("dhcp", "invalid DHCP message type 0 in option 53")
-            break
-        if code == _OPTION_OVERLOAD and length == 1:
+        if option == code:
+            return (value, length, overload)
+        if option == _OPTION_OVERLOAD and length == 1:
             overload = frame[value]
         position = value + length
-    return (message_type, overload)
+    return (-1, 0, overload)

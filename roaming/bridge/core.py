@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_EVENTS",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MEMBERS",
+    "MIN_FRAME_SIZE",
     "Bridge",
     "BridgeError",
     "FdbEntry",
@@ -90,6 +91,12 @@ DEFAULT_MAX_EVENTS = 1024
 
 DEFAULT_MAX_MEMBERS = 4096
 """Default bound on the members of one aggregation port."""
+
+MIN_FRAME_SIZE = 60
+"""
+Smallest allowed C{max_frame_size}: the 64-byte minimum Ethernet frame
+(IEEE 802.3 clause 4.2.3.3) without its 4-byte FCS.
+"""
 
 _ETHERNET_HEADER = 14
 _ZERO_MAC = bytes(6)
@@ -176,7 +183,8 @@ class _Port:
         self.access_controlled = access_controlled
         self.l3_learning = l3_learning
         self.split_horizon = split_horizon
-        self.members: list[int] = []
+        # Insertion-ordered, so floods list members in the order they were added.
+        self.members: dict[int, None] = {}
 
 
 def _as_mac(mac: bytes | str) -> bytes:
@@ -191,6 +199,13 @@ def _as_mac(mac: bytes | str) -> bytes:
             except ValueError:
                 pass
     raise BridgeError(f"invalid MAC address {mac!r}: give 6 bytes or text like 02:00:00:00:00:01")
+
+
+def _as_frame(frame: object) -> bytes:
+    """Return a bytes-like frame as C{bytes}."""
+    if isinstance(frame, bytes | bytearray | memoryview):
+        return bytes(frame)
+    raise BridgeError(f"frame must be bytes, bytearray or memoryview, got {type(frame).__name__}")
 
 
 def _format_mac(mac: bytes) -> str:
@@ -210,7 +225,8 @@ class Bridge:
     @param aging_time: seconds after which L{expire} removes a dynamic entry
         that no frame refreshed.
     @param max_entries: bound on FDB entries (see L{process} for eviction).
-    @param max_frame_size: frames longer than this many bytes are dropped.
+    @param max_frame_size: frames longer than this many bytes are dropped;
+        at least L{MIN_FRAME_SIZE}.
     @param max_events: bound on the event queue.
     @param max_members: bound on the members of one aggregation port.
     @param max_l3_entries: bound on the layer-3 database.
@@ -233,6 +249,11 @@ class Bridge:
             raise BridgeError(f"aging_time must be positive, got {aging_time!r}")
         if max_entries < 1 or max_events < 1 or max_members < 1:
             raise BridgeError("max_entries, max_events and max_members must be at least 1")
+        if not isinstance(max_frame_size, int) or max_frame_size < MIN_FRAME_SIZE:
+            raise BridgeError(
+                f"max_frame_size must be an int of at least {MIN_FRAME_SIZE} bytes, "
+                f"got {max_frame_size!r}"
+            )
         self.name = name
         self.aging_time = aging_time
         self._max_entries = max_entries
@@ -290,9 +311,12 @@ class Bridge:
         @param l3_learning: look new stations up in the layer-3 database.
             Turn it off on an uplink towards a router, whose frames carry
             source addresses of every subnet.
-        @param split_horizon: on an aggregation port, never flood a frame
-            from one member to the other members.  Use it for a full mesh of
-            tunnels, which would otherwise loop broadcasts.
+        @param split_horizon: on an aggregation port, never forward a frame
+            from one member to another member: floods skip the other
+            members, known unicast between members is dropped, and a layer-3
+            match on another member makes no visitor.  Use it for a full
+            mesh of tunnels, where each peer reaches every other peer
+            directly and relayed frames would loop.
         """
         number = self._next_port
         self._next_port += 1
@@ -335,21 +359,27 @@ class Bridge:
                 f"port {port} ({state.name}) already has {self._max_members} members; "
                 "remove one or raise max_members"
             )
-        state.members.append(agg_id)
+        state.members[agg_id] = None
         self._flood_cache.clear()
 
     def remove_member(self, port: int, agg_id: int) -> None:
         """
-        Remove a member and every dynamic FDB entry learned through it or
-        source-forwarded to it; static entries stay.
+        Remove a member and every FDB entry learned through it or
+        source-forwarded to it, static ones too.
+
+        @raise BridgeError: the member does not exist, or layer-3 entries
+            still point at it.
         """
         state = self._port(port)
         if agg_id not in state.members:
             raise BridgeError(f"port {port} ({state.name}) has no member {agg_id!r}")
-        state.members.remove(agg_id)
-        self._remove_entries(
-            lambda entry: not entry.static and _uses_port(entry, port, agg_id, any_member=False)
-        )
+        if any(entry.egress == (port, agg_id) for entry in self.l3.references(port)):
+            raise BridgeError(
+                f"layer-3 entries point at member {agg_id} of port {port} ({state.name}); "
+                "remove or modify them first"
+            )
+        del state.members[agg_id]
+        self._remove_entries(lambda entry: _uses_port(entry, port, agg_id, any_member=False))
         self._flood_cache.clear()
 
     def ports(self) -> list[dict]:
@@ -386,16 +416,25 @@ class Bridge:
         visitor is recognised again on its next addressed frame.
 
         @param agg_id: the aggregation ID on an aggregation port, else
-            C{None}.
+            C{None}.  A frame from an ID that is not a member is dropped.
+        @param frame: C{bytes}; a C{bytearray} or C{memoryview} is copied
+            to C{bytes} first.
         @param now: the time in seconds, on the same clock as L{expire}.
-        @raise BridgeError: C{port} is not a port of this bridge, or
-            C{agg_id} does not fit the port's kind; these are caller errors.
+        @raise BridgeError: C{port} is not a port of this bridge, C{agg_id}
+            does not fit the port's kind, or C{frame} is not a bytes-like
+            object; these are caller errors.
         """
         counters = self._port_counters.get(port)
         if counters is None:
             raise self._unknown_port(port)
+        try:
+            entry = self._fdb.get(frame[6:12])
+        except TypeError:
+            # A slice of a bytearray or writable memoryview is unhashable.
+            # The exception costs nothing on the usual bytes path.
+            frame = _as_frame(frame)
+            entry = self._fdb.get(frame[6:12])
         counters[_RECEIVED] += 1
-        entry = self._fdb.get(frame[6:12])
         if (
             entry is None
             or not entry.settled
@@ -419,13 +458,10 @@ class Bridge:
 
         # The common case of _forward_unicast, inlined: the call measured
         # about 30 ns of the 440 ns a known-unicast decision takes
-        # (benchmarks/bench_bridge.py, 2 vCPU).
+        # (benchmarks/bench_bridge.py, 2 vCPU).  A destination on the
+        # ingress port (same segment, or another member) takes the call.
         target = self._fdb.get(frame[0:6])
-        if (
-            target is not None
-            and target.authorised
-            and (target.port != port or target.agg_id != agg_id)
-        ):
+        if target is not None and target.authorised and target.port != port:
             counters[_FORWARDED] += 1
             return target.egress
         return self._forward_unicast(port, agg_id, frame[0:6], counters)
@@ -436,8 +472,11 @@ class Bridge:
         target = self._fdb.get(destination)
         if target is None:
             return self._flood(port, agg_id, counters)
-        if target.port == port and target.agg_id == agg_id:
-            return self._drop(DropReason.SAME_SEGMENT, counters)
+        if target.port == port:
+            if target.agg_id == agg_id:
+                return self._drop(DropReason.SAME_SEGMENT, counters)
+            if self._ports[port].split_horizon:
+                return self._drop(DropReason.SPLIT_HORIZON, counters)
         if not target.authorised:
             return self._drop(DropReason.UNAUTHORISED_DESTINATION, counters)
         counters[_FORWARDED] += 1
@@ -450,6 +489,9 @@ class Bridge:
         Process a frame that learning must look at: check it, classify it,
         learn from it, then forward it.
         """
+        if type(frame) is not bytes:
+            # Learned MACs must be bytes, never views into a caller's buffer.
+            frame = _as_frame(frame)
         size = len(frame)
         if size < _ETHERNET_HEADER:
             return self._drop(DropReason.RUNT, counters)
@@ -461,6 +503,8 @@ class Bridge:
                 f"aggregation ID {agg_id!r} does not fit port {port} ({state.name}): "
                 "an aggregation port needs an int, a plain port None"
             )
+        if agg_id is not None and agg_id not in state.members:
+            return self._drop(DropReason.UNKNOWN_MEMBER, counters)
         source = frame[6:12]
         if source[0] & 1 or source == _ZERO_MAC:
             return self._drop(DropReason.INVALID_SOURCE, counters)
@@ -476,6 +520,21 @@ class Bridge:
             if state.access_controlled:
                 return self._drop(DropReason.UNAUTHORISED_SOURCE, counters)
             entry = None
+        elif (
+            state.access_controlled
+            and source not in self._authorised
+            and (entry is None or entry.port != port or entry.agg_id != agg_id)
+        ):
+            facts = self._classify(frame) if state.l3_learning else None
+            if facts is None or not self._makes_visitor(state, port, agg_id, facts):
+                # The station stays unauthorised here, so it must not take
+                # the entry of a station learned elsewhere, nor evict one.
+                if entry is not None:
+                    return self._drop(DropReason.UNAUTHORISED_SOURCE, counters)
+                if len(self._fdb) >= self._max_entries:
+                    self._stats["not_learned_full"] += 1
+                    return self._drop(DropReason.UNAUTHORISED_SOURCE, counters)
+            entry = self._learn(state, port, agg_id, frame, source, entry, now, facts)
         else:
             entry = self._learn(state, port, agg_id, frame, source, entry, now)
 
@@ -486,6 +545,10 @@ class Bridge:
             if out is not None:
                 counters[_SOURCE_FORWARDED] += 1
                 return out
+        elif state.access_controlled and source not in self._authorised:
+            # Not learned (the FDB is full of static entries), so nothing
+            # else vouches for the station.
+            return self._drop(DropReason.UNAUTHORISED_SOURCE, counters)
         if destination[0] & 1:
             return self._flood(port, agg_id, counters)
         return self._forward_unicast(port, agg_id, destination, counters)
@@ -493,10 +556,10 @@ class Bridge:
     def _flood(self, port: int, agg_id: int | None, counters: list[int]) -> tuple[Egress, ...]:
         out = self._flood_cache.get((port, agg_id))
         if out is None:
+            # Frames from unknown members are dropped before this, so the
+            # cache holds at most one list per port and member.
             out = self._flood_targets(port, agg_id)
-            # Cache only for ingresses that are known, so the cache stays bounded.
-            if agg_id is None or agg_id in self._ports[port].members:
-                self._flood_cache[(port, agg_id)] = out
+            self._flood_cache[(port, agg_id)] = out
         if not out:
             return self._drop(DropReason.NO_EGRESS, counters)
         counters[_FLOODED] += 1
@@ -530,10 +593,14 @@ class Bridge:
         source: bytes,
         entry: FdbEntry | None,
         now: float,
+        facts: tuple[int, int, int, int, int] | None = None,
     ) -> FdbEntry | None:
         """
         Apply the learning rules to the frame's source and return its entry,
         or C{None} when a full FDB of static entries left no room.
+
+        @param facts: what L{classify} returned for the frame, when the
+            caller already classified it.
         """
         if entry is not None and (entry.port != port or entry.agg_id != agg_id):
             self._move(entry, port, agg_id)
@@ -549,17 +616,22 @@ class Bridge:
         if not state.l3_learning:
             return entry
 
-        try:
-            _, sender_ip, dhcp_type, dhcp_client_ip = classify(frame)
-        except DecodeError as e:
-            # Bridged like a frame without layer-3 facts, as a plain bridge would.
-            self._malformed[e.protocol] = self._malformed.get(e.protocol, 0) + 1
-            return entry
+        if facts is None:
+            facts = self._classify(frame)
+            if facts is None:
+                return entry
+        _, sender_ip, dhcp_type, dhcp_client_ip, dhcp_requested_ip = facts
 
         if dhcp_type == DHCP_DISCOVER:
             self._reset(entry, state, ClearReason.DHCP_DISCOVER)
         elif dhcp_type == DHCP_REQUEST and not dhcp_client_ip:
-            self._reset(entry, state, ClearReason.DHCP_REQUEST_NO_ADDRESS)
+            # A rebooting client asking to keep a foreign address must reach
+            # the server of that address's subnet, which alone can confirm
+            # it.  Otherwise the client is taking a local address.
+            if self._foreign_egress(state, port, agg_id, dhcp_requested_ip) is not None:
+                self._learn_address(entry, state, dhcp_requested_ip)
+            else:
+                self._reset(entry, state, ClearReason.DHCP_REQUEST_NO_ADDRESS)
         elif dhcp_type == DHCP_REQUEST:
             # The client's own address, even for a settled station: the
             # request must reach the server of that address's subnet.
@@ -568,6 +640,52 @@ class Bridge:
         elif not entry.settled and sender_ip and is_unicast_host_address(sender_ip):
             self._learn_address(entry, state, sender_ip)
         return entry
+
+    def _classify(self, frame: bytes) -> tuple[int, int, int, int, int] | None:
+        """
+        Return the layer-3 facts of a frame, or C{None} for a malformed
+        header, which is counted; the frame is then bridged without layer-3
+        facts, as a plain bridge would.
+        """
+        try:
+            return classify(frame)
+        except DecodeError as e:
+            self._malformed[e.protocol] = self._malformed.get(e.protocol, 0) + 1
+            return None
+
+    def _makes_visitor(
+        self, state: _Port, port: int, agg_id: int | None, facts: tuple[int, int, int, int, int]
+    ) -> bool:
+        """Return whether learning from a frame with these facts makes its source a visitor."""
+        _, sender_ip, dhcp_type, dhcp_client_ip, dhcp_requested_ip = facts
+        if dhcp_type == DHCP_DISCOVER:
+            return False
+        if dhcp_type == DHCP_REQUEST:
+            return (
+                self._foreign_egress(state, port, agg_id, dhcp_client_ip or dhcp_requested_ip)
+                is not None
+            )
+        return self._foreign_egress(state, port, agg_id, sender_ip) is not None
+
+    def _foreign_egress(
+        self, state: _Port, port: int, agg_id: int | None, address: int
+    ) -> Egress | None:
+        """
+        Return the egress towards the home subnet of a station at C{port},
+        C{agg_id} with IPv4 C{address}, or C{None} when it has none there.
+
+        The station is reached over the path towards its own home when the
+        layer-3 match is the ingress itself, or another member of a
+        split-horizon ingress port, which forwards nothing between members.
+        """
+        if not is_unicast_host_address(address):
+            return None
+        hit = self.l3.lookup(address)
+        if hit is None or hit[0] != port:
+            return hit
+        if hit[1] == agg_id or state.split_horizon:
+            return None
+        return hit
 
     def _add_dynamic(
         self, state: _Port, port: int, agg_id: int | None, mac: bytes, now: float
@@ -593,9 +711,7 @@ class Bridge:
         Look a station's address up in the layer-3 database and set or clear
         its source egress to match.
         """
-        hit = self.l3.lookup(address)
-        if hit == (entry.port, entry.agg_id):
-            hit = None
+        hit = self._foreign_egress(state, entry.port, entry.agg_id, address)
         previous_ip = entry.ip
         entry.ip = address
         entry.settled = True
@@ -728,8 +844,8 @@ class Bridge:
         move or get evicted, and no frame changes them.
 
         @raise BridgeError: an egress does not exist, the source egress is
-            the station's own port and ID, or the FDB is full of static
-            entries.
+            the station's own port and ID or another member of its
+            split-horizon port, or the FDB is full of static entries.
         """
         mac = _as_mac(mac)
         self._check_egress(port, agg_id)
@@ -740,6 +856,12 @@ class Bridge:
                 raise BridgeError(
                     f"source egress ({src_port}, {src_agg_id}) of {_format_mac(mac)} is its own "
                     "port and ID, which would send its frames back; give another egress"
+                )
+            if src_port == port and self._ports[port].split_horizon:
+                raise BridgeError(
+                    f"source egress ({src_port}, {src_agg_id}) of {_format_mac(mac)} is another "
+                    f"member of split-horizon port {port}, which forwards nothing between "
+                    "members; give an egress on another port"
                 )
             src_egress = ((src_port, src_agg_id),)
         existing = self._fdb.get(mac)
@@ -772,9 +894,12 @@ class Bridge:
 
     def clear_source(self, mac: bytes | str) -> bool:
         """
-        Clear a station's source egress, so its frames are bridged by
-        destination until it is learned again (after a move, aging or
-        DHCP).  Return whether it had one.
+        Clear a station's source egress and return whether it had one.
+
+        Until the station is learned again (after a move, aging or DHCP),
+        its frames are bridged by destination, except on an
+        access-controlled port, where they are dropped unless L{authorise}
+        named the station.
         """
         entry = self._fdb.get(_as_mac(mac))
         if entry is None or entry.src_egress is None:
@@ -909,6 +1034,10 @@ class Bridge:
         if state.aggregation and not isinstance(agg_id, int):
             raise BridgeError(
                 f"port {port} ({state.name}) is an aggregation port; give an int aggregation ID"
+            )
+        if state.aggregation and agg_id not in state.members:
+            raise BridgeError(
+                f"port {port} ({state.name}) has no member {agg_id}; add it with add_member()"
             )
         if not state.aggregation and agg_id is not None:
             raise BridgeError(

@@ -59,6 +59,15 @@ class DropReason(IntEnum):
     NO_EGRESS = 7
     """Flooding found no port or member other than the ingress."""
 
+    UNKNOWN_MEMBER = 8
+    """Arrived on an aggregation ID that is not a member of its port."""
+
+    SPLIT_HORIZON = 9
+    """
+    Destination is on another member of the ingress's split-horizon port,
+    which forwards nothing between members.
+    """
+
 
 class PortCounter(IntEnum):
     """

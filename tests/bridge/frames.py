@@ -64,14 +64,18 @@ def dhcp(
     dst_mac: str = BROADCAST,
     ciaddr: str = "0.0.0.0",
     requested: str | None = None,
+    server_id: str | None = None,
 ) -> bytes:
     """
     Return a DHCP message from a client (UDP port 68 to 67) with option 53
-    set to C{message_type}, such as C{"discover"} or C{"request"}.
+    set to C{message_type}, such as C{"discover"} or C{"request"}, and
+    options 50 (C{requested}) and 54 (C{server_id}) when given.
     """
     options: list = [("message-type", message_type)]
     if requested is not None:
         options.append(("requested_addr", requested))
+    if server_id is not None:
+        options.append(("server_id", server_id))
     options.append("end")
     frame = (
         Ether(src=src_mac, dst=dst_mac)

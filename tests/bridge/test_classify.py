@@ -40,7 +40,7 @@ def classify_or_error(frame: bytes) -> tuple | DecodeError:
 def test_ipv4_source() -> None:
     """An IPv4 packet yields its source address and no DHCP facts."""
     frame = ipv4_udp(STATION, SERVER, "10.2.0.7", "8.8.8.8")
-    assert classify(frame) == (ETHERTYPE_IPV4, ip_to_int("10.2.0.7"), 0, 0)
+    assert classify(frame) == (ETHERTYPE_IPV4, ip_to_int("10.2.0.7"), 0, 0, 0)
 
 
 def test_ipv4_agrees_with_dpkt() -> None:
@@ -80,13 +80,13 @@ def test_non_first_fragment() -> None:
         / IP(src="10.2.0.7", dst="10.2.0.1", proto=17, frag=100)
         / Raw(b"\x00\x44\x00\x43" + bytes(20))
     )
-    assert classify(frame) == (ETHERTYPE_IPV4, ip_to_int("10.2.0.7"), 0, 0)
+    assert classify(frame) == (ETHERTYPE_IPV4, ip_to_int("10.2.0.7"), 0, 0, 0)
 
 
 def test_arp_sender() -> None:
     """An ARP request yields its sender protocol address."""
     frame = arp_request(STATION, "10.2.0.7", "10.2.0.1")
-    assert classify(frame) == (ETHERTYPE_ARP, ip_to_int("10.2.0.7"), 0, 0)
+    assert classify(frame) == (ETHERTYPE_ARP, ip_to_int("10.2.0.7"), 0, 0, 0)
     decoded = dpkt.ethernet.Ethernet(frame)
     assert classify(frame)[1] == int.from_bytes(decoded.data.spa, "big")
 
@@ -104,7 +104,7 @@ def test_arp_reply_sender() -> None:
         ).pack()
     )
     frame = frame[:12] + b"\x08\x06" + frame[14:]
-    assert classify(frame) == (ETHERTYPE_ARP, ip_to_int("10.2.0.7"), 0, 0)
+    assert classify(frame) == (ETHERTYPE_ARP, ip_to_int("10.2.0.7"), 0, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -115,14 +115,14 @@ def test_arp_reply_sender() -> None:
 def test_tagged_arp(vlans: tuple[int, ...], outer: int) -> None:
     """VLAN tags are skipped before reading the ARP header."""
     frame = tagged(arp_request(STATION, "10.2.0.7", "10.2.0.1"), *vlans, outer_tpid=outer)
-    assert classify(frame) == (ETHERTYPE_ARP, ip_to_int("10.2.0.7"), 0, 0)
+    assert classify(frame) == (ETHERTYPE_ARP, ip_to_int("10.2.0.7"), 0, 0, 0)
 
 
 def test_three_tags_not_inspected() -> None:
     """A third tag is beyond the bound: the frame yields no layer-3 facts."""
     inner = tagged(arp_request(STATION, "10.2.0.7", "10.2.0.1"), 10, 100)
     frame = inner[:12] + b"\x81\x00\x00\x05" + inner[12:]
-    assert classify(frame) == (0x8100, 0, 0, 0)
+    assert classify(frame) == (0x8100, 0, 0, 0, 0)
 
 
 def test_tagged_dhcp() -> None:
@@ -134,26 +134,81 @@ def test_tagged_dhcp() -> None:
 def test_ipv6_and_llc_no_info() -> None:
     """IPv6 and IEEE 802.3 LLC frames carry no IPv4 facts."""
     ipv6 = bytes(Ether(src=STATION, dst="33:33:00:00:00:02") / IPv6() / ICMPv6ND_RS())
-    assert classify(ipv6) == (0x86DD, 0, 0, 0)
+    assert classify(ipv6) == (0x86DD, 0, 0, 0, 0)
     llc = bytes(Dot3(src=STATION, dst="ff:ff:ff:ff:ff:ff") / LLC(dsap=0, ssap=1, ctrl=0xAF))
-    assert classify(llc) == (3, 0, 0, 0)
+    assert classify(llc) == (3, 0, 0, 0, 0)
 
 
 def test_dhcp_discover() -> None:
     """A DISCOVER from 0.0.0.0: message type 1, no client address."""
-    assert classify(dhcp(STATION, "discover")) == (ETHERTYPE_IPV4, 0, DHCP_DISCOVER, 0)
+    assert classify(dhcp(STATION, "discover")) == (ETHERTYPE_IPV4, 0, DHCP_DISCOVER, 0, 0)
 
 
 def test_dhcp_request_selecting() -> None:
-    """A REQUEST from 0.0.0.0 with only the requested-address option claims nothing."""
-    frame = dhcp(STATION, "request", requested="10.1.0.77")
-    assert classify(frame) == (ETHERTYPE_IPV4, 0, DHCP_REQUEST, 0)
+    """
+    A REQUEST from 0.0.0.0 answering an offer (server identifier present)
+    claims no address and reports no requested address.
+    """
+    frame = dhcp(STATION, "request", requested="10.1.0.77", server_id="10.1.0.1")
+    assert classify(frame) == (ETHERTYPE_IPV4, 0, DHCP_REQUEST, 0, 0)
+
+
+def test_dhcp_request_init_reboot() -> None:
+    """
+    A REQUEST from 0.0.0.0 with option 50 and no server identifier
+    (INIT-REBOOT, RFC 2131 section 4.3.2) reports option 50 as the
+    requested address, and still claims no address of its own.
+    """
+    frame = dhcp(STATION, "request", requested="10.2.0.7")
+    decoded = dpkt.dhcp.DHCP(dpkt.ethernet.Ethernet(frame).data.data.data)
+    option_50 = next(value for code, value in decoded.opts if code == 50)
+    assert classify(frame) == (
+        ETHERTYPE_IPV4,
+        0,
+        DHCP_REQUEST,
+        0,
+        int.from_bytes(option_50, "big"),
+    )
+    assert classify(frame)[4] == ip_to_int("10.2.0.7")
+
+
+def test_dhcp_init_reboot_overloaded() -> None:
+    """Option 50 in the 'file' field (option 52 overload) is found too."""
+    file_field = b"\x32\x04\x0a\x02\x00\x07\xff" + bytes(121)
+    frame = bytes(
+        Ether(src=STATION, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(op=1, chaddr=mac(STATION), file=file_field)
+        / DHCP(options=[("message-type", "request"), (52, b"\x01"), "end"])
+    )
+    assert classify(frame)[2:] == (DHCP_REQUEST, 0, ip_to_int("10.2.0.7"))
+
+
+def test_dhcp_request_with_address_reports_no_option_50() -> None:
+    """A REQUEST that claims an address has no use for option 50."""
+    frame = dhcp(STATION, "request", ciaddr="10.2.0.7", requested="10.2.0.8")
+    assert classify(frame)[3:] == (ip_to_int("10.2.0.7"), 0)
+
+
+def test_dhcp_init_reboot_bad_option_50() -> None:
+    """Option 50 must be 4 bytes (RFC 2132 section 9.1)."""
+    frame = bytes(
+        Ether(src=STATION, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(op=1, chaddr=mac(STATION))
+        / DHCP(options=[("message-type", "request"), (50, b"\x0a\x02\x00"), "end"])
+    )
+    error = classify_or_error(frame)
+    assert isinstance(error, DecodeError)
+    assert error.protocol == "dhcp"
 
 
 def test_dhcp_request_ciaddr() -> None:
     """A REQUEST with ciaddr claims that address, even from 0.0.0.0."""
     frame = dhcp(STATION, "request", ciaddr="10.2.0.7")
-    assert classify(frame) == (ETHERTYPE_IPV4, 0, DHCP_REQUEST, ip_to_int("10.2.0.7"))
+    assert classify(frame) == (ETHERTYPE_IPV4, 0, DHCP_REQUEST, ip_to_int("10.2.0.7"), 0)
 
 
 def test_dhcp_request_source_only() -> None:
@@ -164,6 +219,7 @@ def test_dhcp_request_source_only() -> None:
         ip_to_int("10.2.0.7"),
         DHCP_REQUEST,
         ip_to_int("10.2.0.7"),
+        0,
     )
 
 
@@ -176,7 +232,7 @@ def test_dhcp_server_reply_ignored() -> None:
         / BOOTP(op=2, chaddr=mac(STATION))
         / DHCP(options=[("message-type", "ack"), "end"])
     )
-    assert classify(frame) == (ETHERTYPE_IPV4, ip_to_int("10.2.0.1"), 0, 0)
+    assert classify(frame) == (ETHERTYPE_IPV4, ip_to_int("10.2.0.1"), 0, 0, 0)
 
 
 def test_bootp_without_cookie() -> None:
@@ -187,7 +243,47 @@ def test_bootp_without_cookie() -> None:
         / UDP(sport=68, dport=67)
         / BOOTP(op=1, chaddr=mac(STATION), options=bytes(64))
     )
-    assert classify(frame) == (ETHERTYPE_IPV4, 0, 0, 0)
+    assert classify(frame) == (ETHERTYPE_IPV4, 0, 0, 0, 0)
+
+
+def test_bootp_with_cookie_without_message_type() -> None:
+    """
+    A BOOTP request with the magic cookie but no option 53 is plain BOOTP
+    (RFC 1542 clients send vendor options this way), not a malformed DHCP
+    message.
+    """
+    frame = bytes(
+        Ether(src=STATION, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(op=1, chaddr=mac(STATION))
+        / DHCP(options=[("hostname", b"station"), "end"])
+    )
+    decoded = dpkt.dhcp.DHCP(dpkt.ethernet.Ethernet(frame).data.data.data)
+    assert 53 not in [code for code, _ in decoded.opts]
+    assert classify(frame) == (ETHERTYPE_IPV4, 0, 0, 0, 0)
+
+
+def test_dhcp_message_type_zero() -> None:
+    """Option 53 with the unassigned value 0 is no type the bridge acts on, and no error."""
+    frame = bytes(
+        Ether(src=STATION, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(op=1, chaddr=mac(STATION))
+        / DHCP(options=[(53, b"\x00"), "end"])
+    )
+    decoded = dpkt.dhcp.DHCP(dpkt.ethernet.Ethernet(frame).data.data.data)
+    assert (53, b"\x00") in decoded.opts
+    assert classify(frame) == (ETHERTYPE_IPV4, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("length", [0, 1, 6, 12, 13])
+def test_shorter_than_ethernet_header(length: int) -> None:
+    """A frame shorter than the 14-byte Ethernet header raises DecodeError, nothing else."""
+    error = classify_or_error(ipv4_udp(STATION, SERVER, "10.2.0.7", "8.8.8.8")[:length])
+    assert isinstance(error, DecodeError)
+    assert error.protocol == "ethernet"
 
 
 def test_dhcp_overload_file_field() -> None:
@@ -271,6 +367,7 @@ VECTORS = [
     dhcp(STATION, "discover"),
     dhcp(STATION, "request", ciaddr="10.2.0.7", src_ip="10.2.0.7"),
     tagged(dhcp(STATION, "request", requested="10.1.0.77"), 7),
+    dhcp(STATION, "request", requested="10.2.0.7", server_id="10.2.0.1"),
 ]
 
 
@@ -292,7 +389,7 @@ def test_truncated_at_every_length(vector: bytes) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.binary(min_size=14, max_size=400))
+@given(st.binary(max_size=400))
 def test_random_bytes(frame: bytes) -> None:
     """Arbitrary bytes classify or raise DecodeError, nothing else."""
     result = classify_or_error(frame)

@@ -7,6 +7,7 @@ the layer-3 database is empty.
 """
 
 import json
+from ipaddress import IPv4Network
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from roaming.bridge import (
     Bridge,
     BridgeError,
     ClearReason,
+    L3Entry,
     RoamerDetected,
     SourceCleared,
     ap_entries,
@@ -133,6 +135,8 @@ def test_drop_reasons_counted() -> None:
         "unauthorised_source": 1,
         "unauthorised_destination": 1,
         "no_egress": 0,
+        "unknown_member": 0,
+        "split_horizon": 0,
     }
     assert lonely.counters()["drops"]["no_egress"] == 1
     ports = bridge.counters()["ports"]
@@ -330,10 +334,11 @@ def test_member_management() -> None:
     bridge.add_member(gre, 2)
     with pytest.raises(BridgeError, match="already has 2 members"):
         bridge.add_member(gre, 3)
-    bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
+    bridge.l3.replace([L3Entry(IPv4Network("10.2.0.0/16"), gre, 1)])
     bridge.process(wlan, None, arp_request(VISITOR, "10.2.0.7", "10.2.0.1"), 0.0)
     bridge.process(gre, 2, frame_from(A), 0.0)
     bridge.pop_events()
+    bridge.l3.replace([L3Entry(IPv4Network("10.2.0.0/16"), gre, 2)])
     bridge.remove_member(gre, 1)
     assert bridge.lookup(VISITOR) is None
     assert bridge.lookup(A) is not None
@@ -367,17 +372,6 @@ def test_aggregation_id_must_fit_port() -> None:
         bridge.process(agg, None, frame_from(A), 0.0)
 
 
-def test_unregistered_member_ingress() -> None:
-    """A frame from an unregistered member is learned, but floods never reach that member."""
-    bridge, p1, p2, agg = three_ports()
-    result = bridge.process(agg, 9, frame_from(A), 0.0)
-    assert sorted(result, key=repr) == sorted(
-        [(p1, None), (p2, None), (agg, 1), (agg, 2)], key=repr
-    )
-    assert bridge.process(p1, None, ipv4_udp(B, A, "10.1.0.6", "10.1.0.5"), 0.0) == ((agg, 9),)
-    assert (agg, 9) not in bridge.process(p1, None, frame_from(B), 0.0)
-
-
 # -- events and snapshots -------------------------------------------------------------
 
 
@@ -386,6 +380,7 @@ def test_event_queue_bound() -> None:
     bridge = Bridge(max_events=2)
     wlan = bridge.add_port("wlan")
     gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
     bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
     for number in range(3):
         station = f"02:00:00:00:03:0{number}"
@@ -588,3 +583,231 @@ def test_roamer_events_pair(steps) -> None:
                 visitors.remove(event.mac)
     with_source = {mac(row["mac"]) for row in bridge.fdb_rows() if row["src_port"] is not None}
     assert visitors == with_source
+
+
+# -- access control cannot be bypassed ---------------------------------------------------
+
+GATEWAY = "02:00:00:00:00:01"
+INTRUDER = "02:00:00:00:00:66"
+
+
+def test_unauthorised_source_cannot_take_over_entry() -> None:
+    """
+    A frame from an unauthorised station on an access-controlled port
+    leaves another port's entry for that MAC where it is, and queues no
+    event.
+    """
+    bridge, wlan, eth, _gre = access_point()
+    bridge.authorise(A)
+    bridge.process(eth, None, ipv4_udp(GATEWAY, BROADCAST, "10.1.0.1", "10.1.255.255"), 0.0)
+    bridge.process(wlan, None, ipv4_udp(A, GATEWAY, "10.1.0.5", "10.1.0.1"), 1.0)
+    bridge.pop_events()
+
+    spoofed = ipv4_udp(GATEWAY, A, "10.1.0.1", "10.1.0.5")
+    assert bridge.process(wlan, None, spoofed, 2.0) == ()
+
+    assert bridge.lookup(GATEWAY).port == eth
+    assert bridge.pop_events() == []
+    assert bridge.counters()["drops"]["unauthorised_source"] == 1
+    assert bridge.process(wlan, None, ipv4_udp(A, GATEWAY, "10.1.0.5", "10.1.0.1"), 3.0) == (
+        (eth, None),
+    )
+
+
+def test_unauthorised_source_keeps_visitor_source() -> None:
+    """A spoofed visitor MAC from an unauthorised station does not clear the visitor's SRC."""
+    bridge = Bridge()
+    wlan = bridge.add_port("wlan")
+    guest = bridge.add_port("guest", access_controlled=True)
+    gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
+    bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
+    bridge.process(wlan, None, arp_request(VISITOR, "10.2.0.7", "10.2.0.1"), 0.0)
+    bridge.pop_events()
+
+    assert bridge.process(guest, None, frame_from(VISITOR, src_ip="10.1.0.66"), 1.0) == ()
+
+    entry = bridge.lookup(VISITOR)
+    assert entry.port == wlan
+    assert entry.src_egress == ((gre, 1),)
+    assert bridge.pop_events() == []
+
+
+def test_unauthorised_source_never_evicts() -> None:
+    """In a full FDB, an unauthorised newcomer is dropped and evicts nobody."""
+    small = Bridge(max_entries=1)
+    wlan = small.add_port("wlan", access_controlled=True)
+    eth = small.add_port("eth", l3_learning=False)
+    small.process(eth, None, ipv4_udp(GATEWAY, BROADCAST, "10.1.0.1", "10.1.255.255"), 0.0)
+
+    assert small.process(wlan, None, ipv4_udp(INTRUDER, GATEWAY, "10.1.0.9", "10.1.0.1"), 1.0) == ()
+
+    assert small.lookup(GATEWAY) is not None
+    assert small.lookup(INTRUDER) is None
+    assert small.counters()["fdb"]["evicted"] == 0
+    assert small.counters()["drops"]["unauthorised_source"] == 1
+
+
+def test_visitor_may_move_to_access_controlled_port() -> None:
+    """A station that this frame makes a visitor is authorised, so it moves as before."""
+    bridge = Bridge()
+    radio_a = bridge.add_port("wlan0", access_controlled=True)
+    radio_b = bridge.add_port("wlan1", access_controlled=True)
+    gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
+    bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
+    frame = arp_request(VISITOR, "10.2.0.7", "10.2.0.1")
+    assert bridge.process(radio_a, None, frame, 0.0) == ((gre, 1),)
+
+    assert bridge.process(radio_b, None, frame, 1.0) == ((gre, 1),)
+    assert bridge.lookup(VISITOR).port == radio_b
+
+
+def test_full_static_fdb_keeps_access_control() -> None:
+    """A station left unlearned by an FDB full of static entries is still checked."""
+    bridge = Bridge(max_entries=1)
+    wlan = bridge.add_port("wlan", access_controlled=True)
+    eth = bridge.add_port("eth")
+    bridge.add_static(GATEWAY, eth)
+    frame = ipv4_udp(INTRUDER, GATEWAY, "10.1.0.9", "10.1.0.1")
+
+    assert bridge.process(wlan, None, frame, 0.0) == ()
+    assert bridge.counters()["drops"]["unauthorised_source"] == 1
+
+    bridge.authorise(INTRUDER)
+    assert bridge.process(wlan, None, frame, 1.0) == ((eth, None),)
+    assert bridge.lookup(INTRUDER) is None
+
+
+# -- members, split horizon and parameters ------------------------------------------------
+
+
+def test_remove_member_referenced_by_l3() -> None:
+    """A member that a layer-3 entry points at cannot be removed, like a port."""
+    bridge, _, _, agg = three_ports()
+    bridge.l3.add("10.1.0.0/16", agg, 1, positive=False)
+    with pytest.raises(BridgeError, match="layer-3 entries point at member 1"):
+        bridge.remove_member(agg, 1)
+    assert bridge.ports()[2]["members"] == [1, 2]
+    bridge.l3.remove("10.1.0.0/16")
+    bridge.remove_member(agg, 1)
+    assert bridge.ports()[2]["members"] == [2]
+
+
+def test_remove_member_takes_static_entries() -> None:
+    """Removing a member deletes the static entries that use it, as removing a port does."""
+    bridge, p1, _p2, agg = three_ports()
+    bridge.add_static(A, agg, 1)
+    bridge.add_static(B, p1, src_port=agg, src_agg_id=1)
+    bridge.add_static(C, agg, 2)
+    bridge.remove_member(agg, 1)
+    assert bridge.lookup(A) is None
+    assert bridge.lookup(B) is None
+    assert bridge.lookup(C) is not None
+
+
+def test_egress_must_be_member() -> None:
+    """Layer-3 and static entries may point only at members that exist."""
+    bridge, p1, _, agg = three_ports()
+    with pytest.raises(BridgeError, match="has no member 9"):
+        bridge.l3.add("10.2.0.0/16", agg, 9)
+    with pytest.raises(BridgeError, match="has no member 9"):
+        bridge.add_static(A, agg, 9)
+    with pytest.raises(BridgeError, match="has no member 9"):
+        bridge.add_static(A, p1, src_port=agg, src_agg_id=9)
+    assert len(bridge.l3) == 0
+    assert bridge.lookup(A) is None
+
+
+def test_unknown_member_ingress_dropped() -> None:
+    """A frame from an aggregation ID that is not a member is dropped before learning."""
+    bridge, p1, p2, agg = three_ports()
+    assert bridge.process(agg, 9, frame_from(A), 0.0) == ()
+    assert bridge.lookup(A) is None
+    assert bridge.counters()["drops"]["unknown_member"] == 1
+    bridge.add_member(agg, 9)
+    assert sorted(bridge.process(agg, 9, frame_from(A), 1.0), key=repr) == sorted(
+        [(p1, None), (p2, None), (agg, 1), (agg, 2)], key=repr
+    )
+
+
+def split_horizon_bridge() -> tuple[Bridge, int, int]:
+    """Return a bridge with an uplink and a split-horizon mesh port (members 1, 2)."""
+    bridge = Bridge()
+    eth = bridge.add_port("eth")
+    mesh = bridge.add_port("mesh", aggregation=True, split_horizon=True)
+    bridge.add_member(mesh, 1)
+    bridge.add_member(mesh, 2)
+    return bridge, eth, mesh
+
+
+def test_split_horizon_blocks_known_unicast() -> None:
+    """Split horizon drops known unicast between members, not only floods."""
+    bridge, eth, mesh = split_horizon_bridge()
+    bridge.process(mesh, 1, ipv4_udp(A, BROADCAST, "10.1.0.5", "10.1.255.255"), 0.0)
+    bridge.process(mesh, 2, ipv4_udp(B, BROADCAST, "10.1.0.6", "10.1.255.255"), 0.0)
+    to_b = ipv4_udp(A, B, "10.1.0.5", "10.1.0.6")
+
+    assert bridge.process(mesh, 1, to_b, 1.0) == ()
+    assert bridge.process(mesh, 1, to_b, 2.0) == ()
+    assert bridge.counters()["drops"]["split_horizon"] == 2
+    assert bridge.process(eth, None, ipv4_udp(C, B, "10.1.0.7", "10.1.0.6"), 3.0) == ((mesh, 2),)
+
+
+def test_split_horizon_blocks_static_destination() -> None:
+    """A static entry on another member is out of reach from a member too."""
+    bridge, _eth, mesh = split_horizon_bridge()
+    bridge.add_static(B, mesh, 2)
+    assert bridge.process(mesh, 1, ipv4_udp(A, B, "10.1.0.5", "10.1.0.6"), 0.0) == ()
+    assert bridge.counters()["drops"]["split_horizon"] == 1
+
+
+def test_split_horizon_static_source_rejected() -> None:
+    """A static source egress from one member of a split-horizon port to another is rejected."""
+    bridge, _eth, mesh = split_horizon_bridge()
+    with pytest.raises(BridgeError, match="split horizon"):
+        bridge.add_static(A, mesh, 1, src_port=mesh, src_agg_id=2)
+
+
+def test_member_to_member_without_split_horizon() -> None:
+    """Without split horizon, known unicast between members is forwarded."""
+    bridge, _, _, agg = three_ports()
+    bridge.process(agg, 2, frame_from(B), 0.0)
+    assert bridge.process(agg, 1, ipv4_udp(A, B, "10.1.0.5", "10.1.0.6"), 1.0) == ((agg, 2),)
+    assert bridge.process(agg, 1, ipv4_udp(A, B, "10.1.0.5", "10.1.0.6"), 2.0) == ((agg, 2),)
+
+
+@pytest.mark.parametrize("size", [-1, 0, 10, 59, 1.5e3])
+def test_max_frame_size_checked(size) -> None:
+    """max_frame_size must be an int of at least 60 bytes, the minimum Ethernet frame."""
+    with pytest.raises(BridgeError, match="max_frame_size"):
+        Bridge(max_frame_size=size)
+
+
+def test_max_frame_size_minimum_accepted() -> None:
+    """A 60-byte bound accepts a 60-byte frame and drops a 61-byte one."""
+    bridge, p1, _, _ = three_ports(max_frame_size=60)
+    frame = ipv4_udp(A, BROADCAST, "10.1.0.5", "10.1.255.255", payload=bytes(18))
+    assert len(frame) == 60
+    assert len(bridge.process(p1, None, frame, 0.0)) == 3
+    assert bridge.process(p1, None, frame + b"\x00", 0.0) == ()
+
+
+@pytest.mark.parametrize("convert", [bytearray, memoryview], ids=["bytearray", "memoryview"])
+def test_frame_buffer_types(convert) -> None:
+    """A bytearray or memoryview frame is processed like the same bytes."""
+    bridge, p1, p2, _ = three_ports()
+    bridge.process(p2, None, frame_from(B), 0.0)
+    frame = ipv4_udp(A, B, "10.1.0.5", "10.1.0.6")
+    assert bridge.process(p1, None, convert(frame), 1.0) == ((p2, None),)
+    assert bridge.process(p1, None, convert(frame), 2.0) == ((p2, None),)
+    assert type(bridge.lookup(A).mac) is bytes
+
+
+def test_frame_of_other_type_rejected() -> None:
+    """A frame that is not a bytes-like object raises BridgeError, a caller error."""
+    bridge, p1, _, _ = three_ports()
+    with pytest.raises(BridgeError, match="frame must be bytes"):
+        bridge.process(p1, None, frame_from(A).hex(), 0.0)
+    with pytest.raises(BridgeError, match="frame must be bytes"):
+        bridge.process(p1, None, None, 0.0)

@@ -166,7 +166,7 @@ def test_replace_is_atomic() -> None:
 
 
 def test_bridge_checks_egress() -> None:
-    """Through a bridge, entries must name an existing port with a fitting aggregation ID."""
+    """Through a bridge, an entry names an existing port, and a member of an aggregation port."""
     bridge = Bridge()
     plain = bridge.add_port("eth")
     aggregation = bridge.add_port("gre", aggregation=True)
@@ -176,6 +176,10 @@ def test_bridge_checks_egress() -> None:
         bridge.l3.add("10.2.0.0/16", aggregation)
     with pytest.raises(BridgeError, match="must be None"):
         bridge.l3.add("10.2.0.0/16", plain, 4)
+    with pytest.raises(BridgeError, match="has no member 4"):
+        bridge.l3.add("10.2.0.0/16", aggregation, 4)
+    with pytest.raises(BridgeError, match="has no member 4"):
+        bridge.l3.replace(ap_entries(["10.1.0.0/16"], aggregation, 4))
     assert len(bridge.l3) == 0
 
 
@@ -183,6 +187,7 @@ def test_bridge_rows() -> None:
     """The bridge lists its layer-3 database as plain data."""
     bridge = Bridge()
     gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
     bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
     assert bridge.l3_rows() == [
         {"network": "10.1.0.0/16", "port": gre, "agg_id": 1, "match": "negative"}

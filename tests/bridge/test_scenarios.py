@@ -119,6 +119,7 @@ def udp(src: str, dst: str, src_ip: str, dst_ip: str) -> bytes:
 
 AP_FLOOD_FROM_WLAN = ["eth", "gre:1", "gre:2"]
 AP_FLOOD_FROM_ETH = ["wlan", "gre:1", "gre:2"]
+SC_LOCAL = ["ap:11", "ap:12", "eth"]
 VISITOR_BROADCAST = udp(VISITOR, BROADCAST, VISITOR_IP, "255.255.255.255")
 
 SCENARIOS = [
@@ -203,8 +204,38 @@ SCENARIOS = [
         "ap",
         [
             Step("wlan", arp_request(VISITOR, VISITOR_IP, ROUTER_B_IP), ["gre:1"]),
-            Step("wlan", dhcp(VISITOR, "request", requested=VISITOR_IP), AP_FLOOD_FROM_WLAN),
+            # SELECTING: the answer to an offer, with the server identifier.
+            # Even a foreign requested address is no address of its own.
+            Step(
+                "wlan",
+                dhcp(VISITOR, "request", requested=VISITOR_IP, server_id=ROUTER_B_IP),
+                AP_FLOOD_FROM_WLAN,
+            ),
             Step("wlan", udp(VISITOR, BROADCAST, "0.0.0.0", "255.255.255.255"), AP_FLOOD_FROM_WLAN),
+        ],
+    ),
+    Scenario(
+        "DHCP INIT-REBOOT with a foreign address goes home",
+        "ap",
+        [
+            # A rebooted visitor asks to keep its home address: ciaddr and
+            # source are 0.0.0.0, option 50 carries the address and there is
+            # no server identifier.  Only the home server can confirm it.
+            Step("wlan", dhcp(VISITOR, "request", requested=VISITOR_IP), ["gre:1"]),
+            Step("wlan", udp(VISITOR, ROUTER_B, VISITOR_IP, "8.8.8.8"), ["gre:1"]),
+            Step("wlan", dhcp(VISITOR, "request", requested=VISITOR_IP), ["gre:1"]),
+        ],
+    ),
+    Scenario(
+        "DHCP INIT-REBOOT with a local address resets a roamer",
+        "ap",
+        [
+            Step("wlan", arp_request(VISITOR, VISITOR_IP, ROUTER_B_IP), ["gre:1"]),
+            # Option 50 is an address of this subnet: the local server
+            # answers it, so the REQUEST is bridged here like any other.
+            Step("wlan", dhcp(VISITOR, "request", requested="10.1.0.77"), AP_FLOOD_FROM_WLAN),
+            # Option 50 outside every subnet: the REQUEST from 0.0.0.0 resets.
+            Step("wlan", dhcp(VISITOR, "request", requested="169.254.3.3"), AP_FLOOD_FROM_WLAN),
         ],
     ),
     Scenario(
@@ -336,12 +367,24 @@ SCENARIOS = [
         ],
     ),
     Scenario(
-        "visitor relayed between neighbour controllers",
+        "split horizon between neighbour controllers",
         "sc",
         [
-            # A station of 10.3.0.0/16 whose frames arrive from the 10.2
-            # neighbour is sent on to the 10.3 neighbour, on the same port.
-            Step("sc:21", udp(TRAVELLER_C, ROUTER_B, TRAVELLER_C_IP, "8.8.8.8"), ["sc:22"]),
+            # In a full mesh the 10.2 neighbour reaches the 10.3 neighbour
+            # directly, so this controller relays nothing between them.  A
+            # station of 10.3.0.0/16 arriving from the 10.2 neighbour is no
+            # visitor here, and its frames go to local ports only.
+            Step(
+                "sc:21",
+                udp(TRAVELLER_C, ROUTER_B, TRAVELLER_C_IP, "8.8.8.8"),
+                ["ap:11", "ap:12", "eth"],
+            ),
+            # Known unicast between neighbours is dropped too.
+            Step("sc:22", udp(ROUTER_B, BROADCAST, ROUTER_B_IP, "255.255.255.255"), SC_LOCAL),
+            Step("sc:21", udp(TRAVELLER_C, ROUTER_B, TRAVELLER_C_IP, "8.8.8.8"), []),
+            # From a local port, both neighbours stay reachable.
+            Step("eth", udp(HOME, ROUTER_B, HOME_IP, "8.8.8.8"), ["sc:22"]),
+            Step("eth", udp(HOME, TRAVELLER_C, HOME_IP, TRAVELLER_C_IP), ["sc:21"]),
         ],
     ),
 ]
@@ -420,6 +463,24 @@ def test_dhcp_request_without_address_event() -> None:
     bridge, _ = run_scenario(scenario("DHCP REQUEST from 0.0.0.0 resetting a roamer"))
     cleared = [e for e in bridge.pop_events() if isinstance(e, SourceCleared)]
     assert cleared == [SourceCleared(mac(VISITOR), ClearReason.DHCP_REQUEST_NO_ADDRESS)]
+
+
+def test_init_reboot_events() -> None:
+    """A foreign INIT-REBOOT REQUEST makes a visitor: one RoamerDetected, SRC set."""
+    bridge, names = run_scenario(scenario("DHCP INIT-REBOOT with a foreign address goes home"))
+    wlan = names["wlan"][0]
+    gre = names["gre:1"][0]
+    roamers = [e for e in bridge.pop_events() if isinstance(e, RoamerDetected)]
+    assert roamers == [RoamerDetected(mac(VISITOR), ip_to_int(VISITOR_IP), wlan, None, gre, 1)]
+    assert bridge.lookup(VISITOR).src_egress == ((gre, 1),)
+
+
+def test_init_reboot_local_events() -> None:
+    """A local INIT-REBOOT REQUEST resets the visitor like one without an address."""
+    bridge, _ = run_scenario(scenario("DHCP INIT-REBOOT with a local address resets a roamer"))
+    cleared = [e for e in bridge.pop_events() if isinstance(e, SourceCleared)]
+    assert cleared == [SourceCleared(mac(VISITOR), ClearReason.DHCP_REQUEST_NO_ADDRESS)]
+    assert bridge.lookup(VISITOR).src_egress is None
 
 
 def test_roam_back_home_events() -> None:
