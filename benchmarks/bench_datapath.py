@@ -179,7 +179,8 @@ def run_path(name: str, generator: str, options) -> dict:
     """
     factory, hops = PATHS[name]
     load_before = os.getloadavg()[0]
-    with factory() as topology:
+    options_of_path = {} if name == "kernel" else {"tap_queue": options.tap_queue}
+    with factory(**options_of_path) as topology:
         topology.a.exec("ping", "-c", "2", "-i", "0.2", "-W", "2", HOST_B, timeout=20)
         topology.b.exec("ping", "-c", "2", "-i", "0.2", "-W", "2", HOST_A, timeout=20)
         with netns.inside(topology.b):
@@ -283,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per rate")
     parser.add_argument("--pings", type=int, default=300, help="pings per latency measurement")
+    parser.add_argument(
+        "--tap-queue",
+        type=int,
+        metavar="FRAMES",
+        help="txqueuelen of the forwarders' TAP devices (default: the kernel's, 1000)",
+    )
     parser.add_argument("--output", help="write all results to this JSON file")
     options = parser.parse_args(argv)
     if not netns.CAN_USE_NETNS:

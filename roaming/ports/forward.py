@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser.add_argument(
+        "--tap-queue",
+        type=int,
+        metavar="FRAMES",
+        help="txqueuelen of every TAP device: frames the kernel holds for the forwarder "
+        "to read (default: the kernel's, 1000)",
+    )
+
+    parser.add_argument(
         "--counters-file", metavar="PATH", help="write port counters here as JSON on exit"
     )
     return parser
@@ -196,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
 
     bridge = Bridge("forward")
     dispatcher = BridgeDispatcher(bridge, clock=reactor)
-    ports = [TapPort(name.encode(), budget=options.budget) for name in options.tap]
+    ports = [
+        TapPort(name.encode(), budget=options.budget, tx_queue_length=options.tap_queue)
+        for name in options.tap
+    ]
     ports += [PacketSocketPort(name, budget=options.budget) for name in options.packet]
     gre = _gre_port(options)
     if gre is not None:

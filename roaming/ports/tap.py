@@ -7,6 +7,7 @@ through L{twisted.pair.tuntap.TuntapPort}.
 import errno
 from collections.abc import Callable
 
+from twisted.internet import error
 from twisted.logger import Logger
 from twisted.pair.ethernet import IEthernetProtocol
 from twisted.pair.tuntap import TuntapPort
@@ -107,6 +108,7 @@ class TapPort(TuntapPort):
         *,
         budget: int = DEFAULT_READ_BUDGET,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        tx_queue_length: int | None = None,
         reactor=None,
         system=None,
         netlink=None,
@@ -119,11 +121,19 @@ class TapPort(TuntapPort):
             kernel, so set it above the device MTU plus 18 bytes.
         @param system: the OS calls, L{twisted.pair.testing.MemoryIOSystem}
             in tests; L{None} for the real ones.
+        @param tx_queue_length: if given, the device's C{txqueuelen} in
+            frames, set over netlink when the port starts.  It is the queue of
+            frames the kernel holds for this port to read (1000 by default);
+            a longer one absorbs longer waits for a CPU, at the cost of
+            latency when it fills.
         @param netlink: a factory of pyroute2 C{IPRoute}-like objects for
-            L{device_statistics}; L{None} for pyroute2's C{IPRoute}.
+            L{device_statistics} and C{tx_queue_length}; L{None} for
+            pyroute2's C{IPRoute}.
         """
         if budget < 1:
             raise ValueError(f"read budget must be at least 1 frame, got {budget}")
+        if tx_queue_length is not None and tx_queue_length < 1:
+            raise ValueError(f"TX queue length must be at least 1 frame, got {tx_queue_length}")
         super().__init__(
             interface,
             EthernetFrameProtocol(),
@@ -135,6 +145,7 @@ class TapPort(TuntapPort):
         self.counters = PortCounters()
         self._errors = RepeatLimitedLog(_log)
         self._netlink = netlink
+        self.tx_queue_length = tx_queue_length
 
     @property
     def name(self) -> str:
@@ -147,10 +158,16 @@ class TapPort(TuntapPort):
         Open the device and start passing received frames to C{sink}.
 
         @raise twisted.internet.error.CannotListenError: the device could not
-            be opened (no C{/dev/net/tun}, no privilege, name in use).
+            be opened (no C{/dev/net/tun}, no privilege, name in use), or its
+            queue length could not be set.
         """
         self.protocol.sink = sink
-        self.startListening()
+        # startListening, with the queue length set before reading starts.
+        self._bindSocket()
+        if self.tx_queue_length is not None:
+            self._set_tx_queue_length()
+        self.protocol.makeConnection(self)
+        self.startReading()
 
     def stop_port(self):
         """
@@ -168,13 +185,9 @@ class TapPort(TuntapPort):
         @return: the counters, or L{None} when no device of that name is in
             the namespace, for example after it was moved to another one.
         """
-        if self._netlink is None:
-            from pyroute2 import IPRoute
-
-            self._netlink = IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
 
-        with self._netlink() as netlink:
+        with self._open_netlink() as netlink:
             try:
                 [link] = netlink.link("get", ifname=self.name)
             except NetlinkError as e:
@@ -183,6 +196,25 @@ class TapPort(TuntapPort):
                 raise
         statistics = link.get_attr("IFLA_STATS64")
         return {name: statistics[name] for name in DEVICE_COUNTERS}
+
+    def _set_tx_queue_length(self) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            # The TUN driver resizes its frame ring when txqueuelen changes.
+            with self._open_netlink() as netlink:
+                netlink.link("set", ifname=self.name, txqlen=self.tx_queue_length)
+        except NetlinkError as e:
+            self._system.close(self._fileno)
+            self.connected = 0
+            raise error.CannotListenError(None, self.interface, e) from e
+
+    def _open_netlink(self):
+        if self._netlink is None:
+            from pyroute2 import IPRoute
+
+            self._netlink = IPRoute
+        return self._netlink()
 
     def doRead(self) -> None:
         read = self._system.read

@@ -4,6 +4,7 @@ L{twisted.pair.testing} and on a real TAP device in a network namespace.
 """
 
 import errno
+import json
 import select
 import socket
 
@@ -43,8 +44,12 @@ class _FakeNetlink:
     def __exit__(self, *exc_info) -> None:
         pass
 
-    def link(self, command: str, ifname: str):
-        assert (command, ifname) == ("get", self._tap.port.name)
+    def link(self, command: str, ifname: str, **attributes):
+        assert ifname == self._tap.port.name
+        if command == "set":
+            self._tap.link_settings.update(attributes)
+            return []
+        assert command == "get"
         statistics = dict.fromkeys(DEVICE_COUNTERS, 0)
         # Frames the port writes are packets the kernel receives.
         statistics["rx_packets"] = len(self._tap.tunnel.writeBuffer)
@@ -57,13 +62,15 @@ class _MemoryTap:
     device's read buffer and read back from its write buffer.
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, tx_queue_length: int | None) -> None:
         self.system = MemoryIOSystem()
         self.system.registerSpecialDevice(_TUN_KO_PATH, Tunnel)
         self.received: list[tuple[int | None, bytes]] = []
+        self.link_settings: dict[str, int] = {"txqlen": 1000}
         self.port = TapPort(
             b"rtap0",
             budget=budget,
+            tx_queue_length=tx_queue_length,
             reactor=MemoryReactor(),
             system=self.system,
             netlink=lambda: _FakeNetlink(self),
@@ -80,6 +87,9 @@ class _MemoryTap:
     def statistics(self) -> dict[str, int] | None:
         return self.port.device_statistics()
 
+    def queue_length(self) -> int:
+        return self.link_settings["txqlen"]
+
     def written(self, count: int) -> list[bytes]:
         return list(self.tunnel.writeBuffer)[:count]
 
@@ -93,11 +103,15 @@ class _RealTap:
     socket bound to the same device.
     """
 
-    def __init__(self, namespace: netns.Namespace, budget: int) -> None:
+    def __init__(
+        self, namespace: netns.Namespace, budget: int, tx_queue_length: int | None
+    ) -> None:
         self.namespace = namespace
         self.received: list[tuple[int | None, bytes]] = []
         with netns.inside(namespace):
-            self.port = TapPort(b"rtap0", budget=budget, reactor=MemoryReactor())
+            self.port = TapPort(
+                b"rtap0", budget=budget, tx_queue_length=tx_queue_length, reactor=MemoryReactor()
+            )
             self.port.start_port(lambda agg_id, frame: self.received.append((agg_id, frame)))
         namespace.ip("link", "set", "rtap0", "up")
         with netns.inside(namespace):
@@ -115,6 +129,9 @@ class _RealTap:
     def statistics(self) -> dict[str, int] | None:
         with netns.inside(self.namespace):
             return self.port.device_statistics()
+
+    def queue_length(self) -> int:
+        return json.loads(self.namespace.ip("-j", "link", "show", "rtap0"))[0]["txqlen"]
 
     def written(self, count: int) -> list[bytes]:
         frames = []
@@ -139,8 +156,17 @@ class TapPortContract:
     Cases that hold for the memory fake and the real device alike.
     """
 
-    def make(self, budget: int = 64):
+    def make(self, budget: int = 64, tx_queue_length: int | None = None):
         raise NotImplementedError
+
+    def test_tx_queue_length(self):
+        """
+        The port sets the device's queue length when asked, and leaves the
+        default of 1000 frames otherwise.
+        """
+        assert self.make().queue_length() == 1000
+        self.close_all()
+        assert self.make(tx_queue_length=5000).queue_length() == 5000
 
     def test_frame_received_whole(self):
         """
@@ -225,10 +251,14 @@ class TestMemoryTap(TapPortContract):
         for tap in self._opened:
             tap.close()
 
-    def make(self, budget: int = 64):
-        tap = _MemoryTap(budget)
+    def make(self, budget: int = 64, tx_queue_length: int | None = None):
+        tap = _MemoryTap(budget, tx_queue_length)
         self._opened.append(tap)
         return tap
+
+    def close_all(self) -> None:
+        while self._opened:
+            self._opened.pop().close()
 
     def test_opens_tap_without_packet_information(self):
         """
@@ -285,6 +315,32 @@ class TestMemoryTap(TapPortContract):
         tap.port.doRead()
         assert tap.received == [(None, frame)]
 
+    def test_queue_length_failure(self):
+        """
+        A queue length the kernel rejects fails the start with
+        CannotListenError and closes the device.
+        """
+        from pyroute2.netlink.exceptions import NetlinkError
+        from twisted.internet.error import CannotListenError
+
+        class RejectingLink(_FakeNetlink):
+            def link(self, command, ifname, **attributes):
+                raise NetlinkError(errno.EINVAL, "Invalid argument")
+
+        system = MemoryIOSystem()
+        system.registerSpecialDevice(_TUN_KO_PATH, Tunnel)
+        port = TapPort(
+            b"rtap0",
+            tx_queue_length=5000,
+            reactor=MemoryReactor(),
+            system=system,
+            netlink=lambda: RejectingLink(None),
+        )
+        with pytest.raises(CannotListenError):
+            port.start_port(lambda agg_id, frame: None)
+        assert system._openFiles == {}
+        assert not port.connected
+
     def test_budget_must_be_positive(self):
         """
         A read budget of zero frames is rejected.
@@ -328,7 +384,11 @@ class TestRealTap(TapPortContract):
                 for tap in self._opened:
                     tap.close()
 
-    def make(self, budget: int = 64):
-        tap = _RealTap(self._namespace_object, budget)
+    def make(self, budget: int = 64, tx_queue_length: int | None = None):
+        tap = _RealTap(self._namespace_object, budget, tx_queue_length)
         self._opened.append(tap)
         return tap
+
+    def close_all(self) -> None:
+        while self._opened:
+            self._opened.pop().close()

@@ -108,6 +108,10 @@ def _start_forwarder(topology: Topology, namespace: Namespace, *arguments: str) 
         )
 
 
+def _queue_option(tap_queue: int | None) -> list[str]:
+    return [] if tap_queue is None else ["--tap-queue", str(tap_queue)]
+
+
 def _host_up(host: Namespace, device: str, address: str) -> None:
     host.ip("addr", "add", f"{address}/24", "dev", device)
     host.ip("link", "set", device, "up")
@@ -148,15 +152,21 @@ def kernel_bridge():
 
 
 @contextlib.contextmanager
-def tap_to_tap(*, budget: int = 64):
+def tap_to_tap(*, budget: int = 64, tap_queue: int | None = None):
     """
     Hosts A and B joined by one forwarder with a TAP device towards each.
+
+    @param tap_queue: C{txqueuelen} of the TAP devices, or L{None} for the
+        kernel's default.
     """
     with namespaces("ha", "hb", "fw") as (a, b, middle):
         topology = Topology("tap to tap", a, b)
         try:
             _start_forwarder(
-                topology, middle, "--tap", "fa", "--tap", "fb", "--budget", str(budget)
+                topology,
+                middle,
+                *("--tap", "fa", "--tap", "fb", "--budget", str(budget)),
+                *_queue_option(tap_queue),
             )
             _move_tap(middle, "fa", a, "ha0")
             _move_tap(middle, "fb", b, "hb0")
@@ -194,7 +204,13 @@ def tap_to_uplink(*, budget: int = 64):
 
 
 @contextlib.contextmanager
-def gre_hop(*, transport: str = "ip", endpoint: str = "engine", budget: int = 64):
+def gre_hop(
+    *,
+    transport: str = "ip",
+    endpoint: str = "engine",
+    budget: int = 64,
+    tap_queue: int | None = None,
+):
     """
     Hosts A and B each behind their own forwarder; the forwarders are
     joined by a GRE tunnel over a veth pair C{wa} (192.0.2.1) and C{wb}
@@ -211,6 +227,8 @@ def gre_hop(*, transport: str = "ip", endpoint: str = "engine", budget: int = 64
     @param endpoint: C{"engine"} for the tunnel engine with sequence
         numbers and a path MTU of 1600, C{"table"} for the port layer's
         static table.
+    @param tap_queue: C{txqueuelen} of the TAP devices, or L{None} for the
+        kernel's default.
     """
     with namespaces("ha", "hb", "fa", "fb") as (a, b, forward_a, forward_b):
         topology = Topology(f"GRE hop ({transport}, {endpoint})", a, b)
@@ -242,6 +260,7 @@ def gre_hop(*, transport: str = "ip", endpoint: str = "engine", budget: int = 64
                     endpoint,
                     "--path-mtu",
                     str(WAN_MTU),
+                    *_queue_option(tap_queue),
                 )
                 _move_tap(owner, "tap0", host, device)
                 _host_up(host, device, address)
