@@ -17,6 +17,7 @@ the AP daemon.
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -138,7 +139,14 @@ class ControlRuntime(MultiService):
         self._on_lost = on_lost
         self._lan_actions = lan_actions
         self._listen = listen
-        self._reconnect = backoffPolicy(initialDelay=reconnect_initial, maxDelay=reconnect_max)
+        # Twisted's default jitter adds up to 1 s to every attempt, which
+        # would swamp a sub-second initial delay; scale it to that delay.
+        self._reconnect = backoffPolicy(
+            initialDelay=reconnect_initial,
+            maxDelay=reconnect_max,
+            factor=2.0,
+            jitter=lambda: random.random() * reconnect_initial,
+        )
         self._timer: Any = None
         self._server: StreamServerEndpointService | None = None
         # Set by stopService: connections that close while the daemon stops
