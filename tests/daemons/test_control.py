@@ -179,3 +179,12 @@ def test_stop_aborts_connections(tmp_path):
     assert connection.transport.aborted
     service.control.connection_lost(connection, Failure(ConnectionError("stopped")))
     assert service.datapath.units[0].dispatcher.ports() == {}
+
+
+def test_reconnect_delays_follow_config(tmp_path):
+    service, _, _ = started(ap, tmp_path)
+    delays = [service.control._reconnect(attempt) for attempt in range(12)]
+    # etc/roaming-ap.toml: reconnect_initial 0.1, reconnect_max 10.0.
+    assert 0.1 <= delays[0] <= 0.2
+    assert 0.2 <= delays[1] <= 0.3
+    assert all(10.0 <= delay <= 10.1 for delay in delays[8:])
