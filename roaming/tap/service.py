@@ -17,6 +17,7 @@ a half-started daemon.
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Any
 
 from twisted.application import internet
@@ -37,7 +38,11 @@ from roaming.tap.localapi import local_api_service
 from roaming.tap.node import NodeDatapath
 from roaming.tap.stages import StageLog
 
-__all__ = ["DRAIN_TIME", "NodeOptions", "NodeService", "connection_settings"]
+__all__ = ["DRAIN_TIME", "EXIT_START_FAILED", "NodeOptions", "NodeService", "connection_settings"]
+
+# Exit status of a daemon that failed to start (sysexits.h EX_SOFTWARE
+# would claim an internal error; 1 is the plain failure).
+EXIT_START_FAILED = 1
 
 # Seconds between stopping the control plane and stopping the data path, so
 # that the resets of the closed connections still leave through the bridge.
@@ -204,6 +209,10 @@ class NodeService(MultiService):
             )
             self._stop_everything()
             if self._stop_reactor_on_failure:
+                # twistd exits with status 0 when the reactor stops; leave
+                # with EXIT_START_FAILED once shutdown is done, so that a
+                # supervisor sees the failure.
+                self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, EXIT_START_FAILED)
                 self.reactor.callWhenRunning(self.reactor.stop)
             return
 

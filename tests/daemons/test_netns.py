@@ -265,3 +265,18 @@ def test_daemons_run_in_namespaces(tmp_path, topology, transport):
     links = json.loads(topology.ns("ap", "ip", "-j", "link", "show").stdout)
     assert "rmbr0" not in [link["ifname"] for link in links]
     assert not sc_socket.exists()
+
+
+def test_failed_start_exits_with_status(tmp_path, topology):
+    config = example_config(tmp_path, "sc", **{'interface = "eth0"': 'interface = "rdmissing0"'})
+    daemon = Daemon(topology, "sc", config, tmp_path / "sc.log")
+    try:
+        status = daemon.process.wait(timeout=START_TIMEOUT)
+    finally:
+        daemon.stop()
+    assert status == 1
+    log = daemon.log_text()
+    assert "roaming-sc sc1 failed to start" in log
+    assert "rdmissing0" in log
+    links = json.loads(topology.ns("sc", "ip", "-j", "link", "show").stdout)
+    assert "rmbr0" not in [link["ifname"] for link in links]
