@@ -234,8 +234,8 @@ def _classify_dhcp(
 
     value, length = _find_option(frame, start, end, _OPTION_MESSAGE_TYPE)
     if value < 0:
-        # Plain BOOTP (RFC 1542) may carry vendor options after the cookie
-        # without being DHCP.
+        # BOOTP uses the same cookie and option format for its vendor
+        # extensions (RFC 2132 section 2); only DHCP adds option 53.
         return (ETHERTYPE_IPV4, source, 0, 0, 0)
     if length != 1:
         raise DecodeError("dhcp", f"option 53 is {length} bytes, expected 1")

@@ -19,7 +19,10 @@ DHCP DISCOVER, or a DHCP REQUEST from 0.0.0.0 without ciaddr, resets the
 entry: the station gives up its address, so its SRC is cleared and the
 frame is bridged like any other.  A DHCP REQUEST that carries the client's
 own address is looked up by that address, so it reaches the home subnet.
-A station seen on a new port or aggregation ID is learned there at once.
+So is a REQUEST from a rebooting client (INIT-REBOOT: no ciaddr, no server
+identifier) whose requested address, option 50, matches as foreign; with a
+local or unmatched option 50 it resets like the others.  A station seen on
+a new port or aggregation ID is learned there at once.
 
 I{Forwarding} prefers the source: a frame from a visitor goes to its SRC,
 whatever the destination, including broadcast, multicast and ARP, so the
@@ -41,6 +44,10 @@ bent:
    169.254.0.0/16, 224.0.0.0 and up) are never looked up.
  - A port added with C{l3_learning=False} (an uplink whose router forwards
    packets from every subnet) learns by MAC address only.
+ - A split-horizon aggregation port forwards nothing from one member to
+   another: no flood, no known unicast, no source forwarding.
+ - On an access-controlled port, a station that is neither authorised nor
+   made a visitor by the frame never moves or evicts another entry.
 
 Only frames that learning must inspect are classified: frames from a new,
 moved or not yet addressed station, and frames to a group address (which
@@ -94,8 +101,8 @@ DEFAULT_MAX_MEMBERS = 4096
 
 MIN_FRAME_SIZE = 60
 """
-Smallest allowed C{max_frame_size}: the 64-byte minimum Ethernet frame
-(IEEE 802.3 clause 4.2.3.3) without its 4-byte FCS.
+Smallest allowed C{max_frame_size}: the 64-byte minimum Ethernet frame of
+IEEE 802.3 without its 4-byte FCS.
 """
 
 _ETHERNET_HEADER = 14

@@ -249,7 +249,7 @@ def test_bootp_without_cookie() -> None:
 def test_bootp_with_cookie_without_message_type() -> None:
     """
     A BOOTP request with the magic cookie but no option 53 is plain BOOTP
-    (RFC 1542 clients send vendor options this way), not a malformed DHCP
+    with vendor extensions (RFC 2132 section 2), not a malformed DHCP
     message.
     """
     frame = bytes(
