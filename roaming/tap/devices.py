@@ -3,9 +3,9 @@
 The operating-system side of a daemon: device ports, radio and netlink.
 
 A daemon asks a L{Devices} object for every port it attaches and for the
-address configuration of its own interface, so the whole wiring of
-L{roaming.tap.node} runs in unit tests on memory fakes
-(L{roaming.tap.testing}), and for real under twistd with L{SystemDevices}.
+address configuration of its own interface. So the whole wiring of
+L{roaming.tap.node} runs in unit tests on memory fakes (the C{FakeDevices}
+of the daemon tests), and for real under twistd with L{SystemDevices}.
 """
 
 from __future__ import annotations
