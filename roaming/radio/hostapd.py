@@ -282,8 +282,8 @@ class HostapdControl:
             return self._on_attach_reply(text, now)
         if verb in ("STA-FIRST", "STA-NEXT"):
             return self._on_station_reply(text, now)
-        # PING answers PONG; an unexpected answer still proves hostapd is alive,
-        # and the reply timeout is what detects a restart.
+        # hostapd replies PONG to PING. Any other reply still proves it is
+        # alive, and the reply timeout is what detects a restart.
         return []
 
     def _on_attach_reply(self, text: str, now: float) -> list[StationEvent]:
