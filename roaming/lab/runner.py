@@ -290,6 +290,9 @@ class LabRun:
                 namespace,
                 ["tcpdump", "-i", "any", "-U", "-n", "-w", str(directory / f"{name}.pcap")],
             )
+            # A capture on "any" records interface indexes, not names.
+            links = run_in(namespace, ["ip", "-o", "link", "show"])
+            (directory / f"{name}.links").write_text(links)
 
     def _start_daemons(self) -> None:
         daemons.write_certificates(self.plan, self.directory)
