@@ -303,7 +303,10 @@ def test_dhcp_overload_file_field() -> None:
 @given(
     message_type=st.sampled_from(["discover", "request", "inform", "release", "decline"]),
     padding=st.integers(min_value=0, max_value=5),
-    before=st.lists(st.integers(min_value=1, max_value=254).filter(lambda c: c not in (52, 53))),
+    # Options 50 and 54 have fixed lengths, and 52 moves the option search.
+    before=st.lists(
+        st.integers(min_value=1, max_value=254).filter(lambda c: c not in (50, 52, 53, 54))
+    ),
 )
 def test_dhcp_type_agrees_with_dpkt(message_type: str, padding: int, before: list[int]) -> None:
     """Wherever option 53 sits among other options, the type is the one dpkt reads."""
