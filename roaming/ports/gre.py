@@ -159,7 +159,7 @@ class _GrePort(SocketPort):
                 if engine.has_output:
                     self._drain_engine()
                 return
-            address, packets, tos = outgoing.address, outgoing.packets, outgoing.tos
+            address, packets, tos, _ = outgoing
         else:
             try:
                 address, tos, gre_packet = self.endpoint.encapsulate(agg_id, frame)
@@ -177,10 +177,13 @@ class _GrePort(SocketPort):
             else:
                 packets = (gre_packet,)
 
-        sent = 0
         try:
-            for packet in packets:
-                sent += self._send_packet(address, tos, packet)
+            if len(packets) == 1:
+                sent = self._send_packet(address, tos, packets[0])
+            else:
+                sent = 0
+                for packet in packets:
+                    sent += self._send_packet(address, tos, packet)
         except OSError as e:
             self._count_send_error(e)
             return
