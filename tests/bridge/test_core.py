@@ -811,3 +811,35 @@ def test_frame_of_other_type_rejected() -> None:
         bridge.process(p1, None, frame_from(A).hex(), 0.0)
     with pytest.raises(BridgeError, match="frame must be bytes"):
         bridge.process(p1, None, None, 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(INGRESSES), frames), max_size=30))
+def test_unauthorised_frames_change_no_other_entry(steps) -> None:
+    """
+    Whatever came before, a frame dropped as unauthorised at the
+    access-controlled port leaves every other station's entry as it was,
+    and the source's own entry too when it was learned elsewhere.
+    """
+    bridge = Bridge(max_entries=4, max_events=10_000)
+    wlan = bridge.add_port("wlan", access_controlled=True)
+    bridge.add_port("eth")
+    gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
+    bridge.add_member(gre, 2)
+    bridge.l3.replace(ap_entries(["10.1.0.0/16"], gre, 1))
+    bridge.authorise(STATIONS[0])
+    for now, ((port, agg_id), frame) in enumerate(steps):
+        before = {row["mac"]: row for row in bridge.fdb_rows()}
+        dropped = bridge.counters()["drops"]["unauthorised_source"]
+        bridge.pop_events()
+        bridge.process(port, agg_id, frame, float(now))
+        if port != wlan or bridge.counters()["drops"]["unauthorised_source"] == dropped:
+            continue
+
+        source = frame[6:12].hex(":")
+        after = {row["mac"]: row for row in bridge.fdb_rows()}
+        for station, row in before.items():
+            if station != source or row["port"] != wlan:
+                assert after.get(station) == row, station
+        assert {event.mac.hex(":") for event in bridge.pop_events()} <= {source}
