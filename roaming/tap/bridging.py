@@ -5,8 +5,9 @@ Binding of a bridge core to the ports of a daemon.
 L{NodeDispatcher} extends L{roaming.ports.dispatch.BridgeDispatcher} with
 what a roaming node needs around the per-frame path:
 
-  - the port options of the bridge core that the plain dispatcher does not
-    pass (C{l3_learning}, C{split_horizon});
+  - a C{tunnel} option of L{NodeDispatcher.attach}, which puts a GRE port
+    under the flood policy below, besides the bridge core's own port options
+    (C{l3_learning}, C{split_horizon});
   - the flood policy of tunnels. The bridge floods to every port, but a
     node shares its LAN with the far end of most of its tunnels, so plain
     flooding would copy a subnet's broadcasts (DHCP among them) into other
