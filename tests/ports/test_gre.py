@@ -7,6 +7,7 @@ import errno
 import select
 import socket
 import struct
+import time
 
 import pytest
 from scapy.layers.inet import IP
@@ -579,3 +580,76 @@ class TestRealUdpGre(_RealContract):
 class TestRealUdpGreEngine(_RealContract):
     harness_class = _RealUdp
     endpoint_kind = "engine"
+
+
+@_real[0]
+@_real[1]
+class TestRawSocketUnreachable:
+    """
+    The trap of connected raw sockets, checked on the real kernel: ICMP
+    protocol-unreachable from a peer turns into a socket error only when
+    the socket is connected, so the unconnected port reads on.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _namespace(self):
+        with netns.namespaces("icmp") as (namespace,):
+            self.namespace = namespace
+            yield
+
+    def _raw_socket(self) -> socket.socket:
+        with netns.inside(self.namespace):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        return sock
+
+    def test_connected_socket_gets_error(self):
+        """
+        A connected raw socket gets ENOPROTOOPT ("Protocol not available",
+        from ICMP protocol unreachable) after sending to an address with no
+        GRE receiver, which is what stops Twisted's reader.
+        """
+        sock = self._raw_socket()
+        try:
+            sock.bind((LOCAL, 0))
+            sock.connect((STRANGER, 0))
+            sock.setblocking(False)
+            packet = bytes(IP(src=LOCAL, dst=STRANGER, proto=47) / _gre(udp_frame()))
+            sock.send(packet)
+            select.select([sock], [], [], 2.0)
+            with pytest.raises(OSError) as raised:
+                sock.recv(65535)
+            assert raised.value.errno == errno.ENOPROTOOPT
+        finally:
+            sock.close()
+
+    def test_port_reads_on_after_unreachable(self):
+        """
+        The port sends into a tunnel whose remote has no GRE receiver, gets
+        no error for the ICMP replies, and still delivers the next packet
+        from a known tunnel.
+        """
+        engine = TunnelEngine(LOCAL)
+        engine.add_tunnel(7, PEER, KEY)
+        engine.add_tunnel(8, STRANGER, KEY)
+        received = []
+        with netns.inside(self.namespace):
+            port = RawGrePort(LOCAL, engine, reactor=MemoryReactorClock())
+            port.start_port(lambda agg_id, frame: received.append((agg_id, frame)))
+        peer = self._raw_socket()
+        try:
+            peer.bind((PEER, 0))
+            for _ in range(5):
+                port.send_frame(udp_frame(), 8)
+            time.sleep(0.1)
+            port.doRead()
+            frame = udp_frame(b"still reading")
+            peer.sendto(bytes(IP(src=PEER, dst=LOCAL, proto=47) / _gre(frame)), (LOCAL, 0))
+            select.select([port.fileno()], [], [], 2.0)
+            port.doRead()
+        finally:
+            peer.close()
+            port.stop_port()
+        assert port.counters.tx_frames == 5
+        assert port.counters.rx_errors == 0
+        assert received == [(7, frame)]
