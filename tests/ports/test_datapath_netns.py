@@ -343,3 +343,20 @@ def test_vlan_tags_cross_uplink(tmp_path):
     [forwarder] = counters
     assert forwarder["send_errors"] == 0
     assert forwarder["bridge_errors"] == 0
+
+
+@pytest.mark.parametrize("transport", ["ip", "udp"])
+def test_keepalives_answered(transport):
+    """
+    With keepalives on, each forwarder's GRE port sends them on the tunnel
+    engine's schedule over real sockets, and the other end's engine
+    reflects them back.
+    """
+    with gre_hop(transport=transport, keepalive=0.2) as topology:
+        time.sleep(1.5)
+        counters = topology.stop_forwarders()
+    for forwarder in counters:
+        [gre] = [port for name, port in forwarder["ports"].items() if "gre" in name]
+        assert gre.get("tunnel.keepalive-sent", 0) >= 3
+        assert gre.get("tunnel.keepalive-reply", 0) >= 3
+        assert gre.get("tunnel.keepalive-reflected", 0) >= 3

@@ -210,6 +210,7 @@ def gre_hop(
     endpoint: str = "engine",
     budget: int = 64,
     tap_queue: int | None = None,
+    keepalive: float | None = None,
 ):
     """
     Hosts A and B each behind their own forwarder; the forwarders are
@@ -229,7 +230,10 @@ def gre_hop(
         static table.
     @param tap_queue: C{txqueuelen} of the TAP devices, or L{None} for the
         kernel's default.
+    @param keepalive: keepalive period of the tunnels in seconds (tunnel
+        engine only), or L{None} for none.
     """
+    keepalive_option = [] if keepalive is None else ["--keepalive", str(keepalive)]
     with namespaces("ha", "hb", "fa", "fb") as (a, b, forward_a, forward_b):
         topology = Topology(f"GRE hop ({transport}, {endpoint})", a, b)
         topology.wan = forward_b
@@ -261,6 +265,7 @@ def gre_hop(
                     "--path-mtu",
                     str(WAN_MTU),
                     *_queue_option(tap_queue),
+                    *keepalive_option,
                 )
                 _move_tap(owner, "tap0", host, device)
                 _host_up(host, device, address)
