@@ -274,7 +274,8 @@ class UdpGrePort(_GrePort):
     NOTE: every packet leaves from the bound port, so the UDP source port
     carries no flow entropy (RFC 8086 section 3.2.1 recommends a flow hash),
     and the engine's per-flow source port is not used.  ECMP paths
-    therefore see one flow per pair of tunnel endpoints.
+    therefore see one flow per pair of tunnel endpoints.  Sending from the
+    port that peers send to keeps one NAT mapping for both directions.
     """
 
     kind = "gre-udp"
