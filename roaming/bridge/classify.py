@@ -232,7 +232,13 @@ def _classify_dhcp(
     if frame[cookie : cookie + 4] != _MAGIC_COOKIE:
         return (ETHERTYPE_IPV4, source, 0, 0, 0)
 
-    value, length = _find_option(frame, start, end, _OPTION_MESSAGE_TYPE)
+    # The usual message starts with option 53, so look in the options field
+    # first and let _find_option follow an overload only when needed.
+    value, length, overload = _scan_options(
+        frame, start + _OPTIONS_OFFSET, end, _OPTION_MESSAGE_TYPE
+    )
+    if value < 0 and overload:
+        value, length = _find_option(frame, start, end, _OPTION_MESSAGE_TYPE)
     if value < 0:
         # BOOTP uses the same cookie and option format for its vendor
         # extensions (RFC 2132 section 2); only DHCP adds option 53.
