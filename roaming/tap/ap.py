@@ -29,7 +29,7 @@ from zope.interface import implementer
 from roaming.bridge import AddressLearned, RoamerDetected, ap_entries
 from roaming.control import actions
 from roaming.control.ap import AccessPoint
-from roaming.control.commands import NodeRole
+from roaming.control.service import AccessPointBinding
 from roaming.radio import IStationListener
 from roaming.tap.control import ControlRuntime
 from roaming.tap.lan import IAPP_PORT, IappProtocol, build_layer2_update
@@ -126,8 +126,7 @@ class APService(NodeService):
         )
         runtime = ControlRuntime(
             address=config.node.address,
-            role=NodeRole.AP,
-            role_object=self.access_point,
+            binding=AccessPointBinding(self.access_point),
             credentials=self.credentials,
             port=config.control.port,
             settings=connection_settings(config),
@@ -136,8 +135,6 @@ class APService(NodeService):
             reactor=self.reactor,
             datapath=self.datapath,
             stages=self.stages,
-            on_identified=self._controller_connected,
-            on_lost=self._controller_lost,
             lan_actions=self._lan_action,
             listen=False,
         )
@@ -213,12 +210,6 @@ class APService(NodeService):
         self.control.run(self.access_point.iapp_add_notify_received(mac, sender, now))
 
     # Control plane
-
-    def _controller_connected(self, peer: ipaddress.IPv4Address, role: NodeRole) -> list:
-        return self.access_point.controller_connected(self.reactor.seconds())
-
-    def _controller_lost(self, peer: ipaddress.IPv4Address) -> list:
-        return self.access_point.controller_lost(self.reactor.seconds())
 
     def _lan_action(self, action: actions.Action) -> bool:
         if isinstance(action, actions.SendLayer2Update):

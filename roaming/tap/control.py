@@ -1,102 +1,113 @@
-# -*- test-case-name: tests.daemons.test_services -*-
+# -*- test-case-name: tests.daemons.test_control -*-
 """
-The control plane of a daemon: AMP connections over mutual TLS, driving a
-sans-IO role object (L{roaming.control.sc.ServiceController} or
-L{roaming.control.ap.AccessPoint}).
+The control plane of a daemon: L{roaming.control.service}, bound to the
+daemon's data path, roam stage log and operation views.
 
-L{ControlRuntime} is the L{roaming.control.protocol.ControlNode} of the
-daemon's connections. It listens for peers (SC only), dials peers with a
-reconnecting L{ClientService} each, feeds every connection event and
-message to the role object with the reactor's time, and carries out the
-actions the role returns: bridge and tunnel actions through
-L{roaming.tap.node.NodeDatapath}, messages over the connections, and the
-LAN-side actions (layer 2 update, IAPP ADD-notify) through callbacks of
-the AP daemon.
+L{roaming.control.service.ControlService} keeps the node's AMP connections
+over mutual TLS and feeds a role binding. L{ControlRuntime} adds what a
+daemon needs around it:
+
+  - the role's bridge and tunnel actions go to
+    L{roaming.tap.node.NodeDatapath}, and the LAN-side ones (layer 2
+    update, IAPP) to a callback of the AP daemon; a failing action is
+    logged and counted, and the others still run;
+  - every control message about a client is a roam stage
+    (C{message-sent}, C{message-received});
+  - a listening port that cannot be bound fails the daemon's start;
+  - stopping aborts the connections instead of closing them, because the
+    data path that carries their TLS close goes away right after;
+  - L{ControlRuntime.peers} describes each peer for roamctl.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from twisted.application.internet import (
-    ClientService,
-    StreamServerEndpointService,
-    backoffPolicy,
-)
-from twisted.application.service import MultiService
-from twisted.internet.protocol import Factory
+import attrs
+from twisted.application.internet import backoffPolicy
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from roaming.control import actions
-from roaming.control.commands import NodeRole
-from roaming.control.messages import ControlError, Message
-from roaming.control.protocol import ConnectionCounters, ConnectionSettings, ControlProtocol
-from roaming.control.tls import (
-    ClientTLS,
-    NodeCredentials,
-    ServerTLS,
-    client_endpoint,
-    server_endpoint,
-)
+from roaming.control.messages import Message
+from roaming.control.protocol import ConnectionSettings, ControlProtocol
+from roaming.control.service import ControlNode, ControlService, RoleBinding
+from roaming.control.tls import NodeCredentials, server_endpoint
 from roaming.tap.node import NodeDatapath
 from roaming.tap.stages import StageLog
 
-__all__ = ["ControlRuntime", "PeerState"]
+__all__ = ["ControlRuntime", "PeerState", "StagedControlNode"]
 
 
+@attrs.frozen
 class PeerState:
     """
     State of one control peer for roamctl: its role, whether this side
-    dialled it, and when the connection came up.
+    dials it, the identified connection if any, and when it came up.
     """
 
-    def __init__(self, address: ipaddress.IPv4Address, outgoing: bool) -> None:
-        self.address = address
-        self.outgoing = outgoing
-        self.role: str | None = None
-        self.connection: ControlProtocol | None = None
-        self.since: float | None = None
-        self.connects = 0
+    address: ipaddress.IPv4Address
+    outgoing: bool
+    role: str | None
+    connection: ControlProtocol | None
+    since: float | None
+    connects: int
 
 
-class _ServerFactory(Factory):
-    def __init__(self, runtime: ControlRuntime) -> None:
-        self.runtime = runtime
-
-    def buildProtocol(self, address: Any) -> ControlProtocol:
-        protocol = ControlProtocol(self.runtime)
-        protocol.factory = self
-        return protocol
-
-
-class _ClientFactory(Factory):
-    def __init__(self, runtime: ControlRuntime, peer: ipaddress.IPv4Address) -> None:
-        self.runtime = runtime
-        self.peer = peer
-
-    def buildProtocol(self, address: Any) -> ControlProtocol:
-        protocol = ControlProtocol(self.runtime, expected_peer=self.peer)
-        protocol.factory = self
-        return protocol
-
-
-class ControlRuntime(MultiService):
+class StagedControlNode(ControlNode):
     """
-    The control connections of one node and the role object behind them.
+    A L{ControlNode} that logs every message about a client as a roam stage
+    and remembers when each peer's connection came up.
+    """
 
-    @param role_object: the sans-IO role; it must offer C{receive(peer,
-        message, now)}, C{next_deadline()} and C{expire(now)}.
-    @param on_identified: called with C{(peer, role)} when a connection is
-        identified; returns the role's actions.
-    @param on_lost: called with C{(peer)} when an identified connection
-        closes; returns the role's actions.
+    def __init__(self, binding: RoleBinding, *, stages: StageLog, **options: Any) -> None:
+        super().__init__(binding, **options)
+        self.stages = stages
+        #: Time of the last identification, and identification count, by peer.
+        self.identified: dict[ipaddress.IPv4Address, tuple[float, int]] = {}
+
+    def connection_identified(self, connection: ControlProtocol) -> None:
+        """
+        Record the time, then let the node handle the connection.
+        """
+        _, count = self.identified.get(connection.peer, (0.0, 0))
+        self.identified[connection.peer] = (self.clock.seconds(), count + 1)
+        super().connection_identified(connection)
+
+    def message_received(self, connection: ControlProtocol, message: Message) -> None:
+        """
+        Log the message as a roam stage, then hand it to the role.
+        """
+        self._stage("message-received", connection.peer, message)
+        super().message_received(connection, message)
+
+    def send(self, peer: ipaddress.IPv4Address, message: Message) -> Any:
+        """
+        Log the message as a roam stage, then send or queue it.
+        """
+        self._stage("message-sent", peer, message)
+        return super().send(peer, message)
+
+    def _stage(self, stage: str, peer: Any, message: Message) -> None:
+        mac = getattr(message, "mac", None)
+        if isinstance(mac, bytes):
+            self.stages.emit(stage, mac, message=type(message).__name__, peer=str(peer))
+
+
+class ControlRuntime(ControlService):
+    """
+    The control service of one daemon.
+
+    @param binding: the role binding
+        (L{roaming.control.service.ServiceControllerBinding} or
+        L{roaming.control.service.AccessPointBinding}).
     @param lan_actions: carries out actions that are neither bridge nor
         connection actions (layer 2 update, IAPP, station removal); returns
         whether it handled the action.
+    @param listen: whether this node accepts connections (an SC).
     """
 
     log = Logger()
@@ -105,8 +116,7 @@ class ControlRuntime(MultiService):
         self,
         *,
         address: ipaddress.IPv4Address,
-        role: NodeRole,
-        role_object: Any,
+        binding: RoleBinding,
         credentials: NodeCredentials,
         port: int,
         settings: ConnectionSettings,
@@ -115,239 +125,124 @@ class ControlRuntime(MultiService):
         reactor: Any,
         datapath: NodeDatapath,
         stages: StageLog,
-        on_identified: Callable[[ipaddress.IPv4Address, NodeRole], list],
-        on_lost: Callable[[ipaddress.IPv4Address], list],
         lan_actions: Callable[[actions.Action], bool] = lambda action: False,
         listen: bool,
     ) -> None:
-        super().__init__()
-        self.address = address
-        self.role = role
-        self.role_object = role_object
-        self.clock = reactor
-        self.settings = settings
-        self.counters = ConnectionCounters()
-        self.credentials = credentials
-        self.port = port
-        self.datapath = datapath
-        self.stages = stages
-        self.peers: dict[ipaddress.IPv4Address, PeerState] = {}
-        self.messages_dropped = 0
-        self.action_errors = 0
-        self._reactor = reactor
-        self._on_identified = on_identified
-        self._on_lost = on_lost
-        self._lan_actions = lan_actions
-        self._listen = listen
-        # Twisted's default jitter adds up to 1 s to every attempt, which
-        # would swamp a sub-second initial delay; scale it to that delay.
-        self._reconnect = backoffPolicy(
-            initialDelay=reconnect_initial,
-            maxDelay=reconnect_max,
-            factor=2.0,
-            jitter=lambda: random.random() * reconnect_initial,
+        node = StagedControlNode(
+            binding,
+            stages=stages,
+            clock=reactor,
+            data_plane=self._data_plane,
+            settings=settings,
         )
-        self._timer: Any = None
-        self._server: StreamServerEndpointService | None = None
-        # Set by stopService: connections that close while the daemon stops
-        # change nothing, because the data path is going away too.
+        listen_endpoint = None
+        if listen:
+
+            def listen_endpoint(server_tls: Any) -> Any:
+                return server_endpoint(reactor, server_tls, port, interface=str(address))
+
+        super().__init__(
+            node,
+            credentials,
+            reactor=reactor,
+            port=port,
+            listen_endpoint=listen_endpoint,
+            bind_address=str(address),
+            # Twisted's default jitter adds up to 1 s to every attempt,
+            # which would swamp a sub-second initial delay; scale it.
+            retry_policy=backoffPolicy(
+                initialDelay=reconnect_initial,
+                maxDelay=reconnect_max,
+                factor=2.0,
+                jitter=lambda: random.random() * reconnect_initial,
+            ),
+        )
+        self.address = address
+        self.datapath = datapath
+        self.action_errors = 0
+        self._lan_actions = lan_actions
+        # Set by stopService: actions caused by connections that close while
+        # the daemon stops change nothing, because the data path goes too.
         self._stopping = False
 
-    # Services
+    # Service
 
     def startService(self) -> None:
         """
-        Listen for peers (when this node accepts connections) and start the
-        connections added so far.
+        Start listening (an SC) and the role.
 
-        @raise Exception: the control server cannot listen.
+        @raise Exception: the control port cannot be bound.
         """
-        if self._listen and self._server is None:
-            endpoint = server_endpoint(
-                self._reactor,
-                ServerTLS(self.credentials, log=self.log),
-                self.port,
-                interface=str(self.address),
-            )
-            self._server = StreamServerEndpointService(endpoint, _ServerFactory(self))
-            # Fail the daemon's start when the port is taken, as
-            # twisted.application.strports.service does.
-            self._server._raiseSynchronously = True
-            self._server.setName("control-server")
-            self._server.setServiceParent(self)
-            self.log.info(
-                "Control server listening on {address}:{port}",
-                address=str(self.address),
-                port=self.port,
-            )
         super().startService()
+        if self.listening is None:
+            return
+        failures: list[Failure] = []
+        self.listening.addErrback(failures.append)
+        if failures:
+            failures[0].raiseException()
 
     def stopService(self) -> Any:
         """
-        Stop listening, close every connection and cancel the timer.
+        Abort every connection, then stop the client services and the
+        listening port.
         """
         self._stopping = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        # Abort rather than close: a TLS close waits for the peer, and the
-        # peer may be stopping too. The peer gets the reset at once.
-        for peer in self.peers.values():
-            if peer.connection is not None and peer.connection.transport is not None:
-                peer.connection.transport.abortConnection()
+        for connections in list(self.node.connections.values()):
+            for connection in list(connections):
+                if connection.transport is not None:
+                    connection.transport.abortConnection()
         return super().stopService()
-
-    def connect(self, peer: ipaddress.IPv4Address) -> None:
-        """
-        Keep a connection to C{peer} open, reconnecting with backoff.
-        """
-        state = self.peers.get(peer)
-        if state is not None and state.outgoing:
-            return
-        self.peers[peer] = PeerState(peer, outgoing=True)
-        endpoint = client_endpoint(
-            self._reactor,
-            ClientTLS(self.credentials, str(peer), log=self.log),
-            str(peer),
-            self.port,
-            timeout=self.settings.identify_timeout,
-        )
-        service = ClientService(
-            endpoint, _ClientFactory(self, peer), retryPolicy=self._reconnect, clock=self._reactor
-        )
-        service.setName(f"control:{peer}")
-        service.setServiceParent(self)
-        self.log.info("Connecting to control peer {peer}", peer=str(peer))
-
-    # ControlNode
-
-    def connection_identified(self, connection: ControlProtocol) -> None:
-        """
-        Record the connection and tell the role object.
-        """
-        peer = connection.peer
-        state = self.peers.get(peer)
-        if state is None:
-            state = self.peers[peer] = PeerState(peer, outgoing=False)
-        old = state.connection
-        if old is not None and old is not connection and old.transport is not None:
-            self.log.info("Replacing the control connection to {peer}", peer=str(peer))
-            old.transport.loseConnection()
-        state.connection = connection
-        state.role = str(connection.peer_role)
-        state.since = self._reactor.seconds()
-        state.connects += 1
-        self.log.info(
-            "Control peer {peer} ({role}) identified",
-            peer=str(peer),
-            role=str(connection.peer_role),
-        )
-        self.run(self._role_call(self._on_identified, peer, connection.peer_role))
-
-    def message_received(self, connection: ControlProtocol, message: Message) -> None:
-        """
-        Hand a message to the role object and carry out its actions.
-
-        @raise ControlError: from the role object; the protocol sends the
-            peer an error response.
-        """
-        self._stage("message-received", connection.peer, message)
-        now = self._reactor.seconds()
-        self.run(self.role_object.receive(connection.peer, message, now))
-
-    def connection_lost(self, connection: ControlProtocol, reason: Failure) -> None:
-        """
-        Forget the connection and tell the role object.
-        """
-        peer = connection.peer
-        state = self.peers.get(peer)
-        if state is None or state.connection is not connection:
-            return
-        state.connection = None
-        state.since = None
-        if not state.outgoing:
-            del self.peers[peer]
-        self.log.info(
-            "Control peer {peer} lost: {error}", peer=str(peer), error=reason.getErrorMessage()
-        )
-        if self._stopping:
-            return
-        self.run(self._role_call(self._on_lost, peer))
-
-    def _role_call(self, call: Callable[..., list], *arguments: Any) -> list:
-        """
-        Return the actions of a role event, or none when the role object
-        raised: a role error must not close the connection that reported it.
-        """
-        try:
-            return call(*arguments)
-        except Exception:
-            self.action_errors += 1
-            self.log.failure("Control role failed on {call}", call=getattr(call, "__name__", call))
-            return []
 
     # Actions
 
-    def run(self, to_do: list[actions.Action]) -> None:
+    def run(self, to_do: Iterable[actions.Action]) -> None:
         """
-        Carry out C{to_do} in order, then rearm the role's timer. A failing
-        action is logged and counted, and the others still run.
+        Carry out actions that a radio or bridge event of the role returned.
         """
-        for action in to_do:
-            try:
-                self._carry_out(action)
-            except Exception:
-                self.action_errors += 1
-                self.log.failure("Control action {action!r} failed", action=action)
-        self._arm_timer()
+        to_do = list(to_do)
+        self.node.run(lambda now: to_do)
 
-    def _carry_out(self, action: actions.Action) -> None:
-        if isinstance(action, actions.Send):
-            self.send(action.peer, action.message)
-        elif isinstance(action, actions.ConnectPeer):
-            self.connect(action.peer)
-        elif not self.datapath.apply(action) and not self._lan_actions(action):
-            self.log.warn("No handler for control action {action!r}; ignored", action=action)
-
-    def send(self, peer: ipaddress.IPv4Address, message: Message) -> None:
-        """
-        Send C{message} to C{peer}, or count it as dropped when there is no
-        identified connection to C{peer}.
-        """
-        state = self.peers.get(peer)
-        if state is None or state.connection is None:
-            self.messages_dropped += 1
-            self.log.warn(
-                "No control connection to {peer}; dropped {message}",
-                peer=str(peer),
-                message=type(message).__name__,
-            )
+    def _data_plane(self, action: actions.Action) -> None:
+        if self._stopping:
             return
-        self._stage("message-sent", peer, message)
-        state.connection.post(message)
-
-    def _stage(self, stage: str, peer: Any, message: Message) -> None:
-        mac = getattr(message, "mac", None)
-        if isinstance(mac, bytes):
-            self.stages.emit(stage, mac, message=type(message).__name__, peer=str(peer))
-
-    def _arm_timer(self) -> None:
-        # The AP role has no timers of its own.
-        next_deadline = getattr(self.role_object, "next_deadline", None)
-        deadline = next_deadline() if next_deadline is not None else None
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if deadline is None or not self.running:
-            return
-        delay = max(0.0, deadline - self._reactor.seconds())
-        self._timer = self._reactor.callLater(delay, self._expire)
-
-    def _expire(self) -> None:
-        self._timer = None
         try:
-            to_do = self.role_object.expire(self._reactor.seconds())
-        except ControlError:
-            self.log.failure("Control timers failed")
-            to_do = []
-        self.run(to_do)
+            if not self.datapath.apply(action) and not self._lan_actions(action):
+                self.log.warn("No handler for control action {action!r}; ignored", action=action)
+        except Exception:
+            self.action_errors += 1
+            self.log.failure("Control action {action!r} failed", action=action)
+
+    # Views
+
+    @property
+    def counters(self) -> Any:
+        """
+        The connection counters of every connection of the node.
+        """
+        return self.node.counters
+
+    @property
+    def messages_dropped(self) -> int:
+        """
+        Messages dropped because too many waited for a connection.
+        """
+        return self.node.node_counters.pending_dropped
+
+    @property
+    def peers(self) -> dict[ipaddress.IPv4Address, PeerState]:
+        """
+        Describe every peer this node dials or is connected to.
+        """
+        states = {}
+        for address in sorted(set(self.node.connections) | set(self.clients)):
+            connection = self.node.connection(address)
+            since, count = self.node.identified.get(address, (None, 0))
+            states[address] = PeerState(
+                address=address,
+                outgoing=address in self.clients,
+                role=None if connection is None else str(connection.peer_role),
+                connection=connection,
+                since=since if connection is not None else None,
+                connects=count,
+            )
+        return states

@@ -22,6 +22,7 @@ from twisted.python import usage
 from roaming.control.clientdb import ClientDatabase
 from roaming.control.commands import NodeRole
 from roaming.control.sc import ServiceController
+from roaming.control.service import ServiceControllerBinding
 from roaming.tap.control import ControlRuntime
 from roaming.tap.service import NodeOptions, NodeService, connection_settings
 
@@ -91,8 +92,7 @@ class SCService(NodeService):
         )
         return ControlRuntime(
             address=config.node.address,
-            role=NodeRole.SC,
-            role_object=self.controller,
+            binding=ServiceControllerBinding(self.controller),
             credentials=self.credentials,
             port=config.control.port,
             settings=connection_settings(config),
@@ -101,17 +101,14 @@ class SCService(NodeService):
             reactor=self.reactor,
             datapath=self.datapath,
             stages=self.stages,
-            on_identified=self._peer_connected,
-            on_lost=self._peer_lost,
             listen=True,
         )
 
     def after_start(self) -> None:
         """
-        Start discovery, and dial the primary unless this SC is the primary.
+        Dial the primary unless this SC is the primary; the control service
+        has started discovery already.
         """
-        now = self.reactor.seconds()
-        self.control.run(self.controller.start(now))
         if not self.controller.is_primary:
             self.control.connect(self.config.control.primary)
 
@@ -122,12 +119,6 @@ class SCService(NodeService):
         if self.database is not None:
             self.database.close()
             self.database = None
-
-    def _peer_connected(self, peer: ipaddress.IPv4Address, role: NodeRole) -> list:
-        return self.controller.peer_connected(peer, self.reactor.seconds())
-
-    def _peer_lost(self, peer: ipaddress.IPv4Address) -> list:
-        return self.controller.peer_lost(peer, self.reactor.seconds())
 
     def status_rows(self) -> list[tuple[str, Any]]:
         """
