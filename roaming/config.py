@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 ROLES = ("sc", "ap")
-DEFAULT_CONTROL_PORT = 7380
+# The default of roaming.control.service.CONTROL_PORT, so the two agree.
+DEFAULT_CONTROL_PORT = 7443
 # IANA port for GRE-in-UDP (RFC 8086 section 3).
 DEFAULT_GRE_UDP_PORT = 4754
 # Linux IFNAMSIZ is 16 bytes including the terminating NUL.

@@ -176,7 +176,7 @@ class TestDefaults:
         assert loaded.node.interface == "rmbr0"
         assert loaded.node.gateway is None
         assert loaded.control == config.ControlConfig(primary=ipaddress.IPv4Address("10.1.0.2"))
-        assert loaded.control.port == 7380
+        assert loaded.control.port == 7443
         assert loaded.bridge == config.BridgeConfig(300.0, 8192, 1024)
         assert loaded.gre == config.GREConfig("ip", 4754, 1500, 1.0, 3, False)
         assert loaded.lan.kind == "packet"

@@ -80,7 +80,7 @@ def test_connect_peer_dials_once(tmp_path):
     peer = ipaddress.IPv4Address("10.2.0.2")
     service.control.run([actions.ConnectPeer(peer), actions.ConnectPeer(peer)])
     reactor.advance(0)
-    assert [(client[0], client[1]) for client in reactor.tcpClients] == [("10.2.0.2", 7380)]
+    assert [(client[0], client[1]) for client in reactor.tcpClients] == [("10.2.0.2", 7443)]
     assert service.control.peers[peer].outgoing
     assert service.control.peers[peer].connection is None
 

@@ -145,7 +145,7 @@ class TestSCService:
         service, reactor, _devices = build(sc, example_config(tmp_path, "sc"))
         service.startService()
         (ssl_port,) = reactor.sslServers
-        assert ssl_port[0] == 7380
+        assert ssl_port[0] == 7443
         assert ssl_port[4] == "10.1.0.2"
         (unix,) = reactor.unixServers
         assert unix[0] == str(tmp_path / "sc1.sock")
@@ -166,7 +166,7 @@ class TestSCService:
         assert not service.controller.is_primary
         reactor.advance(0)
         hosts = [(client[0], client[1]) for client in reactor.tcpClients]
-        assert hosts == [("10.2.0.2", 7380)]
+        assert hosts == [("10.2.0.2", 7443)]
         assert ipaddress.IPv4Address("10.2.0.2") in service.control.peers
 
     def test_stop_closes_everything(self, tmp_path):
@@ -256,7 +256,7 @@ class TestAPService:
     def test_dials_controller(self, tmp_path):
         _service, reactor, _devices = self.start(tmp_path)
         reactor.advance(0)
-        assert [(c[0], c[1]) for c in reactor.tcpClients] == [("10.1.0.2", 7380)]
+        assert [(c[0], c[1]) for c in reactor.tcpClients] == [("10.1.0.2", 7443)]
         (multicast,) = reactor.multicast
         assert (multicast.port, multicast.interface) == (3517, "10.1.0.11")
 
