@@ -617,3 +617,9 @@ class TestCheckFiles:
         loaded = config.parse(MINIMAL_SC, "sc", tmp_path / "sc.toml")
         config.check_files(loaded)
         assert loaded.tls.certificate.is_file()
+
+
+def test_control_port_matches_control_service():
+    from roaming.control.service import CONTROL_PORT
+
+    assert config.DEFAULT_CONTROL_PORT == CONTROL_PORT
