@@ -99,6 +99,10 @@ class TapPort(TuntapPort):
     device queue full is counted in C{tx_dropped}; there is no user-space
     send queue.
 
+    NOTE: the port uses L{TuntapPort}'s private C{_bindSocket}, C{_system}
+    and C{_fileno}, as of Twisted 26.10, because TuntapPort has no public
+    hook for a frame budget or for the device's file descriptor.
+
     @ivar counters: the L{PortCounters} of this port.
     """
 
