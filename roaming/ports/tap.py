@@ -101,7 +101,8 @@ class TapPort(TuntapPort):
 
     NOTE: the port uses L{TuntapPort}'s private C{_bindSocket}, C{_system}
     and C{_fileno}, as of Twisted 26.10, because TuntapPort has no public
-    hook for a frame budget or for the device's file descriptor.
+    way to read with a frame budget or to open the device without starting
+    to read.
 
     @ivar counters: the L{PortCounters} of this port.
     """
