@@ -128,9 +128,9 @@ class TapPort(TuntapPort):
             in tests; L{None} for the real ones.
         @param tx_queue_length: if given, the device's C{txqueuelen} in
             frames, set over netlink when the port starts.  It is the queue of
-            frames the kernel holds for this port to read (1000 by default);
-            a longer one absorbs longer waits for a CPU, at the cost of
-            latency when it fills.
+            frames the kernel holds for this port to read, 1000 by default.
+            A longer one absorbs longer waits for a CPU, but adds latency
+            when it fills.
         @param netlink: a factory of pyroute2 C{IPRoute}-like objects for
             L{device_statistics} and C{tx_queue_length}; L{None} for
             pyroute2's C{IPRoute}.
