@@ -210,6 +210,7 @@ class NodeDispatcher(BridgeDispatcher):
 
     def _sink_for(self, number: int) -> FrameSink:
         process = self.bridge.process
+        has_events = self.bridge.has_events
         pop_events = self.bridge.pop_events
         seconds = self._clock.seconds
         ports = self._ports
@@ -222,7 +223,14 @@ class NodeDispatcher(BridgeDispatcher):
         local_ports = self._local
 
         def frame_received(agg_id: int | None, frame: bytes) -> None:
-            if frame[0] & 1 and number in relays and self._relay_copy(number, agg_id, frame):
+            # An empty frame goes on to the bridge, which counts it as too
+            # short.
+            if (
+                frame
+                and frame[0] & 1
+                and number in relays
+                and self._relay_copy(number, agg_id, frame)
+            ):
                 return
             try:
                 egress = process(number, agg_id, frame, seconds())
@@ -238,11 +246,12 @@ class NodeDispatcher(BridgeDispatcher):
                     error=error,
                 )
                 return
-            # NOTE: the bridge has no cheap "events pending" test, so every
-            # frame pays for one pop_events() call (an empty list).
-            events = pop_events()
-            if events:
-                self._on_events(events)
+            if has_events():
+                self._on_events(pop_events())
+            if not egress:
+                # Dropped by the bridge, which counted why: malformed frames
+                # (an empty one too) end here.
+                return
             if tunnel_ports:
                 if len(egress) > 1 or frame[0] & 1:
                     egress = self._filter_floods(number, agg_id, egress, frame)

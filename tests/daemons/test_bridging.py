@@ -200,3 +200,51 @@ def test_failed_start_leaves_no_port():
     else:
         raise AssertionError("attach did not raise")
     assert "broken" not in [row["name"] for row in node.bridge.ports()]
+
+
+def test_empty_frame_counted_not_raised():
+    node = Node()
+    node.dispatcher.relay(node.gre_number)
+    for port, agg_id in ((node.gre, 1), (node.lan, None), (node.radio, None)):
+        port.receive(b"", agg_id)
+    assert node.dispatcher.bridge_errors == 0
+    assert node.bridge.counters()["drops"]["runt"] == 3
+    assert node.sent(node.lan) == []
+    assert node.sent(node.radio) == []
+    assert node.sent(node.gre) == []
+
+
+class CountingBridge(Bridge):
+    """
+    A bridge that counts the calls of pop_events().
+    """
+
+    pops = 0
+
+    def pop_events(self):
+        self.pops += 1
+        return super().pop_events()
+
+
+def test_events_popped_only_when_queued():
+    bridge = CountingBridge("vlan0")
+    events = []
+    dispatcher = NodeDispatcher(
+        bridge, clock=Clock(), on_events=events.extend, on_first_frame=lambda mac, port: None
+    )
+    lan = MemoryPort("lan0", "packet")
+    radio = MemoryPort("air0", "packet")
+    dispatcher.attach(lan, l3_learning=False)
+    dispatcher.attach(radio)
+    bridge.pop_events()
+    bridge.pops = 0
+    frame = ethernet(HOST, STATION)
+    for _ in range(5):
+        lan.receive(ethernet(STATION, HOST))
+        radio.receive(frame)
+    assert bridge.pops == 0
+    assert events == []
+    bridge.l3.replace(ap_entries(["10.1.0.0/24"], 1, None))
+    radio.receive(arp_request(bytes.fromhex("02aa000000ff"), "10.2.0.60"))
+    assert bridge.pops == 1
+    assert [type(event) for event in events] == [RoamerDetected]
