@@ -37,7 +37,7 @@ from typing import Any
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from roaming.bridge import L3Entry
+from roaming.bridge import BridgeError, L3Entry
 from roaming.config import Config
 from roaming.control import actions
 from roaming.tap import bridging
@@ -166,6 +166,8 @@ class NodeDatapath:
         self._source_statics: set[tuple[int, bytes]] = set()
         #: Called with every bridge event, after the stage log.
         self.event_listeners: list[Callable[[Any, int], None]] = []
+        #: Static and source entries the bridge rejected (L{BridgeError}).
+        self.static_errors = 0
 
     # Start and stop
 
@@ -339,11 +341,37 @@ class NodeDatapath:
             for entry in bridge.l3.entries():
                 if entry.egress == (unit.number, agg_id):
                     bridge.l3.remove(entry.network)
+            lost = self._statics_using(bridge, unit.number, agg_id)
+            # remove_member also removes the static entries at the member or
+            # source-forwarding to it.
             bridge.remove_member(unit.number, agg_id)
+            for mac in lost:
+                self._source_statics.discard((0, mac))
+                self.log.warn(
+                    "Static entry of {mac} removed with the tunnel to {peer}",
+                    mac=mac.hex(":"),
+                    peer=str(peer),
+                )
             unit.engine.remove_tunnel(agg_id)
             unit.port.arm()
             self.units[0].dispatcher.set_flood(unit.number, agg_id, False)
             self.log.info("Tunnel to {peer} down", peer=str(peer))
+
+    @staticmethod
+    def _statics_using(bridge: Any, port: int, agg_id: int) -> list[bytes]:
+        """
+        Return the MAC addresses of the static entries at member C{agg_id}
+        of C{port}, or source-forwarding to it.
+        """
+        macs = []
+        for row in bridge.fdb_rows():
+            if not row["static"]:
+                continue
+            at_member = (row["port"], row["agg_id"]) == (port, agg_id)
+            forwarding_to = (row["src_port"], row["src_agg_id"]) == (port, agg_id)
+            if at_member or forwarding_to:
+                macs.append(bytes.fromhex(row["mac"].replace(":", "")))
+        return macs
 
     def _link_event(self, kind: str, event: Any) -> None:
         unit = self.gre.get(kind)
@@ -401,8 +429,7 @@ class NodeDatapath:
             if any(entry.network == action.network for entry in unit.bridge.l3.entries()):
                 unit.bridge.l3.remove(action.network)
         elif isinstance(action, actions.AddStaticEntry):
-            port, agg_id = self.egress_for(action.peer, action.vlan_id)
-            self._bridge(action.vlan_id).add_static(action.mac, port, agg_id)
+            self._add_static(action)
         elif isinstance(action, actions.RemoveStaticEntry):
             bridge = self._bridge(action.vlan_id)
             entry = bridge.lookup(action.mac)
@@ -423,6 +450,25 @@ class NodeDatapath:
     def _bridge(self, vlan: int) -> Any:
         unit = self.units.get(vlan) or self.units[0]
         return unit.bridge
+
+    def _add_static(self, action: actions.AddStaticEntry) -> None:
+        port, agg_id = self.egress_for(action.peer, action.vlan_id)
+        bridge = self._bridge(action.vlan_id)
+        try:
+            bridge.add_static(action.mac, port, agg_id)
+        except BridgeError as error:
+            self.static_errors += 1
+            self.log.error(
+                "Static entry of {mac} towards {peer} rejected by the bridge: {error}",
+                mac=action.mac.hex(":"),
+                peer=str(action.peer),
+                error=error,
+            )
+            return
+        # A static entry replaces the one that carried a source egress.
+        self._source_statics.discard(
+            (action.vlan_id if action.vlan_id in self.units else 0, action.mac)
+        )
 
     def _set_source(self, action: actions.SetSourceEntry) -> None:
         """
@@ -451,7 +497,21 @@ class NodeDatapath:
             return
         if place == (src_port, src_agg_id):
             return
-        bridge.add_static(action.mac, *place, src_port=src_port, src_agg_id=src_agg_id)
+        try:
+            bridge.add_static(action.mac, *place, src_port=src_port, src_agg_id=src_agg_id)
+        except BridgeError as error:
+            # For example the station is behind one member of a
+            # split-horizon port and its source egress is another member,
+            # a path that port never forwards. Its frames then follow the
+            # FDB and the L3 knowledge.
+            self.static_errors += 1
+            self.log.error(
+                "Source entry of {mac} towards {peer} rejected by the bridge: {error}",
+                mac=action.mac.hex(":"),
+                peer=str(action.peer),
+                error=error,
+            )
+            return
         self._source_statics.add((vlan, action.mac))
 
     def _clear_source(self, mac: bytes, vlan_id: int) -> None:

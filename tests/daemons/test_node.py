@@ -1,0 +1,102 @@
+# -*- test-case-name: tests.daemons.test_node -*-
+"""
+Tests for L{roaming.tap.node.NodeDatapath}: control plane actions that the
+bridge rejects, and static entries that go with a tunnel.
+"""
+
+import ipaddress
+
+from roaming.control import actions
+from roaming.tap import ap, sc
+from tests.daemons.fakes import example_config
+from tests.daemons.test_services import build
+
+STATION = bytes.fromhex("02aa00000001")
+HOST = bytes.fromhex("02bb00000002")
+SC_ONE = ipaddress.IPv4Address("10.3.0.2")
+SC_TWO = ipaddress.IPv4Address("10.4.0.2")
+CONTROLLER = ipaddress.IPv4Address("10.1.0.2")
+
+
+def frame(destination, source):
+    """
+    Build a 60-byte Ethernet frame with an ARP EtherType and no body.
+    """
+    return (destination + source + b"\x08\x06").ljust(60, b"\x00")
+
+
+def start(tmp_path, module, **replacements):
+    role = "sc" if module is sc else "ap"
+    service, _reactor, devices = build(module, example_config(tmp_path, role, **replacements))
+    service.startService()
+    assert service.start_failure is None
+    return service, devices
+
+
+def test_split_horizon_source_rejected(tmp_path):
+    service, _devices = start(tmp_path, sc)
+    datapath = service.datapath
+    bridge = datapath.units[0].bridge
+    port, one = datapath.tunnel_up(SC_ONE)
+    datapath.tunnel_up(SC_TWO)
+    gre_sc = datapath.gre["sc"].port.port
+    gre_sc.receive(frame(HOST, STATION), one)
+    # Source egress towards SC_TWO while the station is behind SC_ONE on
+    # the same split-horizon port: the bridge rejects it.
+    assert datapath.apply(actions.SetSourceEntry(STATION, SC_TWO, 0))
+    assert datapath.static_errors == 1
+    entry = bridge.lookup(STATION)
+    assert (entry.port, entry.agg_id) == (port, one)
+    assert entry.static is False
+    assert entry.src_egress is None
+
+
+def test_static_entry_rejected_when_full(tmp_path):
+    service, _devices = start(tmp_path, sc, **{"# max_entries = 8192": "max_entries = 16"})
+    datapath = service.datapath
+    bridge = datapath.units[0].bridge
+    macs = [bytes.fromhex(f"02aa000001{index:02x}") for index in range(17)]
+    for mac in macs:
+        assert datapath.apply(actions.AddStaticEntry(mac, SC_ONE, 0))
+    assert datapath.static_errors == 1
+    assert all(bridge.lookup(mac).static for mac in macs[:16])
+    assert bridge.lookup(macs[16]) is None
+
+
+def test_tunnel_down_drops_its_statics(tmp_path):
+    service, devices = start(tmp_path, ap)
+    datapath = service.datapath
+    bridge = datapath.units[0].bridge
+    (radio,) = devices.radios
+    radio.listener.station_connected(STATION)
+    assert datapath.apply(actions.SetSourceEntry(STATION, CONTROLLER, 0))
+    entry = bridge.lookup(STATION)
+    assert entry.static is True
+    assert entry.src_egress is not None
+
+    assert datapath.apply(actions.TunnelDown(CONTROLLER))
+    assert bridge.lookup(STATION) is None
+    assert datapath.tunnels() == []
+
+    # The tunnel comes back and the station is tunnelled as a traveler: the
+    # source entry removed with the old tunnel must not take the traveler's
+    # static entry with it.
+    assert datapath.apply(actions.TunnelUp(CONTROLLER))
+    assert datapath.apply(actions.AddStaticEntry(STATION, CONTROLLER, 0))
+    assert datapath.apply(actions.ClearSourceEntry(STATION, 0))
+    entry = bridge.lookup(STATION)
+    assert entry is not None
+    assert entry.static is True
+    assert (entry.port, entry.agg_id) == datapath.egress_for(CONTROLLER)
+
+
+def test_tunnel_down_keeps_other_statics(tmp_path):
+    service, _devices = start(tmp_path, sc)
+    datapath = service.datapath
+    bridge = datapath.units[0].bridge
+    assert datapath.apply(actions.AddStaticEntry(STATION, SC_ONE, 0))
+    assert datapath.apply(actions.AddStaticEntry(HOST, SC_TWO, 0))
+    assert datapath.apply(actions.TunnelDown(SC_ONE))
+    assert bridge.lookup(STATION) is None
+    assert bridge.lookup(HOST).static is True
+    assert datapath.static_errors == 0
