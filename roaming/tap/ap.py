@@ -91,6 +91,7 @@ class APService(NodeService):
         for vsc in config.vscs:
             if vsc.interface in self._radio_ports:
                 continue
+            self.devices.isolate_port(vsc.interface)
             port = self.devices.packet_port(vsc.interface)
             # NOTE: vsc.access_controlled is not enforced. The bridge's
             # access-controlled ports drop every station that no one

@@ -81,6 +81,18 @@ class Devices(Protocol):
         @raise AddressError: naming the interface.
         """
 
+    def isolate_port(self, interface: str) -> None:
+        """
+        Keep the host's own IP stack off C{interface}, a bridge port.
+        """
+
+    def hardware_address(self, interface: str) -> bytes:
+        """
+        Return the MAC address of C{interface}.
+
+        @raise AddressError: naming the interface.
+        """
+
     def radio(self, kind: str, listener: Any, interface: str, control_path: str) -> Any:
         """
         Return the radio service for an AP (a Twisted service).
@@ -183,6 +195,52 @@ class SystemDevices:
                 raise AddressError(
                     f"failed to bring up interface {interface}: {error.args[-1]}"
                 ) from None
+
+    def isolate_port(self, interface: str) -> None:
+        """
+        Stop the host from replying to ARP on C{interface} and disable IPv6
+        on it, so the interface carries only the bridge's frames.
+
+        The kernel answers ARP for any of its addresses on any interface
+        (C{arp_ignore} 0, the default), so without this a neighbour asking
+        for the node's own address on the LAN learns the MAC address of the
+        packet-socket interface instead of the TAP's. Frames to that
+        address reach the host stack directly and also pass through the
+        bridge, which may have learned it behind a tunnel: a loop. IPv6
+        would also send router and neighbour solicitations from the
+        interface's address, which the bridge never sees as a source on
+        the port.
+        """
+        settings = (
+            (f"/proc/sys/net/ipv4/conf/{interface}/arp_ignore", "1"),
+            (f"/proc/sys/net/ipv6/conf/{interface}/disable_ipv6", "1"),
+        )
+        for path, value in settings:
+            try:
+                with open(path, "w") as setting:
+                    setting.write(value)
+            except OSError as error:
+                _log.warn(
+                    "Failed to set {path} to {value}: {error}; the host may still"
+                    " reply to ARP or send IPv6 on bridge port {interface}",
+                    path=path,
+                    value=value,
+                    error=error,
+                    interface=interface,
+                )
+
+    def hardware_address(self, interface: str) -> bytes:
+        """
+        Return the MAC address of C{interface} through netlink.
+        """
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            links = ipr.get_links(ifname=interface)
+        if not links:
+            raise AddressError(f"interface {interface} not found; was its TAP created?")
+        address = links[0].get_attr("IFLA_ADDRESS")
+        return bytes.fromhex(address.replace(":", ""))
 
     def radio(self, kind: str, listener: Any, interface: str, control_path: str) -> Any:
         """

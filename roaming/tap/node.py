@@ -210,6 +210,7 @@ class NodeDatapath:
         if lan.kind == "tap":
             port = self.devices.tap_port(interface)
         else:
+            self.devices.isolate_port(interface)
             port = self.devices.packet_port(interface)
         self._attach(unit, "lan", port, l3_learning=False)
         if lan.kind == "tap":
@@ -218,8 +219,16 @@ class NodeDatapath:
     def _start_own_address(self) -> None:
         node = self.config.node
         unit = self.units[0]
-        self._attach(unit, "self", self.devices.tap_port(node.interface), l3_learning=False)
+        number = self._attach(
+            unit, "self", self.devices.tap_port(node.interface), l3_learning=False
+        )
         self.devices.configure_address(node.interface, node.interface_address, node.gateway)
+        # The node's own MAC address is always behind its own port, like the
+        # permanent local entry of a Linux bridge. A frame from that address
+        # arriving through a tunnel (a flood copied back to the node) must
+        # not move it, or the node's own traffic would follow it into the
+        # tunnel and be encapsulated again on every round.
+        unit.bridge.add_static(self.devices.hardware_address(node.interface), number, None)
 
     def _start_gre(self, kind: str) -> None:
         gre = self.config.gre

@@ -13,6 +13,9 @@ from roaming.ports.counters import PortCounters
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 
+#: The MAC address of every node's own TAP in the daemon tests.
+OWN_MAC = bytes.fromhex("02ee00000001")
+
 
 class MemoryPort:
     """
@@ -94,6 +97,8 @@ class FakeDevices:
         self.addresses = []
         self.links_up = []
         self.radios = []
+        #: Interfaces kept off the host's IP stack, in order.
+        self.isolated = []
         self.fail_on = fail_on
 
     def _record(self, port):
@@ -122,6 +127,12 @@ class FakeDevices:
 
     def set_up(self, interface):
         self.links_up.append(interface)
+
+    def isolate_port(self, interface):
+        self.isolated.append(interface)
+
+    def hardware_address(self, interface):
+        return OWN_MAC
 
     def radio(self, kind, listener, interface, control_path):
         radio = FakeRadio(kind, listener, interface, control_path)

@@ -8,7 +8,7 @@ import ipaddress
 
 from roaming.control import actions
 from roaming.tap import ap, sc
-from tests.daemons.fakes import example_config
+from tests.daemons.fakes import OWN_MAC, example_config
 from tests.daemons.test_services import build
 
 STATION = bytes.fromhex("02aa00000001")
@@ -55,12 +55,13 @@ def test_static_entry_rejected_when_full(tmp_path):
     service, _devices = start(tmp_path, sc, **{"# max_entries = 8192": "max_entries = 16"})
     datapath = service.datapath
     bridge = datapath.units[0].bridge
-    macs = [bytes.fromhex(f"02aa000001{index:02x}") for index in range(17)]
+    # The node's own MAC address takes one of the 16 entries.
+    macs = [bytes.fromhex(f"02aa000001{index:02x}") for index in range(16)]
     for mac in macs:
         assert datapath.apply(actions.AddStaticEntry(mac, SC_ONE, 0))
     assert datapath.static_errors == 1
-    assert all(bridge.lookup(mac).static for mac in macs[:16])
-    assert bridge.lookup(macs[16]) is None
+    assert all(bridge.lookup(mac).static for mac in macs[:15])
+    assert bridge.lookup(macs[15]) is None
 
 
 def test_tunnel_down_drops_its_statics(tmp_path):
@@ -100,3 +101,35 @@ def test_tunnel_down_keeps_other_statics(tmp_path):
     assert bridge.lookup(STATION) is None
     assert bridge.lookup(HOST).static is True
     assert datapath.static_errors == 0
+
+
+def test_packet_port_interfaces_isolated(tmp_path):
+    _service, devices = start(tmp_path, ap)
+    assert devices.isolated == ["eth0", "wlan0"]
+
+
+def test_sc_lan_interface_isolated(tmp_path):
+    _service, devices = start(tmp_path, sc)
+    assert devices.isolated == ["eth0"]
+
+
+def test_own_mac_stays_on_own_port(tmp_path):
+    service, devices = start(tmp_path, ap)
+    unit = service.datapath.units[0]
+    entry = unit.bridge.lookup(OWN_MAC)
+    assert entry.static is True
+    assert entry.port == unit.ports["self"]
+
+    # A frame from the node's own address comes back through the tunnel,
+    # such as its own broadcast that a peer flooded back.
+    gre = devices.port("gre-ip:10.1.0.11")
+    gre.receive(frame(b"\xff" * 6, OWN_MAC), 1)
+    entry = unit.bridge.lookup(OWN_MAC)
+    assert (entry.port, entry.agg_id) == (unit.ports["self"], None)
+
+    # Frames to the node from the LAN still reach its own port, not the
+    # tunnel.
+    gre.sent.clear()
+    devices.port("eth0").receive(frame(OWN_MAC, HOST))
+    assert gre.sent == []
+    assert devices.port("rmbr0").sent[-1] == (None, frame(OWN_MAC, HOST))

@@ -297,8 +297,11 @@ class TestAPService:
             for name in ("status", "fdb", "l3", "tunnels", "peers", "clients", "counters")
         }
         assert all(reply["ok"] for reply in replies.values()), replies
-        (fdb_row,) = replies["fdb"]["rows"]
+        rows = {row[1]: row for row in replies["fdb"]["rows"]}
+        assert set(rows) == {"02:aa:00:00:00:01", "02:ee:00:00:00:01"}
+        fdb_row = rows["02:aa:00:00:00:01"]
         assert fdb_row[:5] == [0, "02:aa:00:00:00:01", "10.2.0.50", "wlan0", "gre-sc:10.1.0.2"]
+        assert rows["02:ee:00:00:00:01"][3] == "rmbr0"
         assert replies["l3"]["rows"] == [[0, "10.1.0.0/24", "negative", "gre-sc:10.1.0.2"]]
         status = dict(replies["status"]["rows"])
         assert status["name"] == "ap1"
