@@ -21,17 +21,22 @@ remote sends the inner packet back as it is, and the local end takes any
 GRE packet with protocol type 0 and a tunnel's key from that tunnel's
 remote as the reply.
 
-This endpoint reflects such requests itself, but only when the inner packet
-goes from its own address to the tunnel's remote, so it cannot be used to
-send packets elsewhere. Over GRE-in-UDP the reflected reply is the inner
-GRE header alone, sent as the UDP payload, because the unprivileged UDP
-socket cannot send an IPv4 header.
+This endpoint answers such requests itself, but only a bare one: the inner
+packet must be an unfragmented IPv4 packet without options from its own
+address to the tunnel's remote, carrying nothing but the GRE header with
+protocol type 0 and the tunnel's key. It then builds the reply itself, with
+its own TTL and TOS, instead of sending the received bytes, so a request
+can neither carry other content through the tunnel nor steer a packet
+elsewhere. Anything else is counted as "keepalive-invalid". Over
+GRE-in-UDP the reply is the GRE header alone, sent as the UDP payload,
+because the unprivileged UDP socket cannot send an IPv4 header.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "COUNTER_NAMES",
+    "DEFAULT_MAX_FRAME_SIZE",
     "GreEndpoint",
     "Outgoing",
     "Transport",
@@ -46,16 +51,24 @@ from typing import NamedTuple
 
 from roaming.codec.gre import GRE_IP_PROTOCOL, GreFlags, ProtocolType, internet_checksum
 from roaming.tunnel.framing import (
+    ETHERNET_HEADER_LENGTH,
+    IPV4_HEADER_LENGTH,
     OuterIPv4,
     build_fragmentation_needed,
     flow_source_port,
+    icmp_error_allowed,
     max_inner_frame,
     tunnel_overhead,
 )
 from roaming.tunnel.key import RESERVED_KEY_BITS
 from roaming.tunnel.liveness import Keepalive, LinkState, TunnelDown, TunnelUp
 from roaming.tunnel.qos import DEFAULT_PCP_TO_DSCP, VLAN_TPIDS, OuterTos
-from roaming.tunnel.sequence import DEFAULT_WINDOW, SequenceReceiver, SequenceVerdict
+from roaming.tunnel.sequence import (
+    DEFAULT_RESYNC_AFTER,
+    DEFAULT_WINDOW,
+    SequenceReceiver,
+    SequenceVerdict,
+)
 
 
 class Transport(enum.Enum):
@@ -106,6 +119,7 @@ COUNTER_NAMES = (
     "too-big-dropped",
     "unknown-tunnel",
     "runt-frame",
+    "oversized-frame",
     "outer-truncated",
     "outer-not-ipv4",
     "outer-not-gre",
@@ -119,6 +133,8 @@ COUNTER_NAMES = (
     "key-reserved-bits",
     "sequence-duplicate",
     "sequence-out-of-order",
+    "sequence-stale",
+    "sequence-missing",
     "sequence-resynchronized",
     "unsupported-protocol",
     "keepalive-sent",
@@ -133,6 +149,7 @@ COUNTER_NAMES = (
 _BASE = struct.Struct("!HH")
 _WORD = struct.Struct("!I")
 _SHORT = struct.Struct("!H")
+_ADDRESSES = struct.Struct("!II")
 _CHECKSUM_FIELD = struct.Struct("!HH")
 
 # RFC 2784 section 2.3: bits 1, 4 and 5 must be zero (RFC 2890 took bits 2
@@ -153,14 +170,26 @@ _GRE_HEADER_LENGTHS = tuple(
 _OUTER_FIELDS = struct.Struct("!BBH2xH1xB")
 _DONT_FRAGMENT = 0x4000
 _ACCEPT = SequenceVerdict.ACCEPT
-_DUPLICATE = SequenceVerdict.DUPLICATE
 _RESYNCHRONIZED = SequenceVerdict.RESYNCHRONIZED
+_SEQUENCE_DROPS = {
+    SequenceVerdict.DUPLICATE: "sequence-duplicate",
+    SequenceVerdict.OUT_OF_ORDER: "sequence-out-of-order",
+    SequenceVerdict.STALE: "sequence-stale",
+}
 
 _KEEPALIVE_TTL = 255
 _KEEPALIVE_TOS = 0xC0  # CS6, the network control class of RFC 4594.
 _QUEUE_LIMIT = 1024
 _DEFAULT_MAX_TUNNELS = 4096
 _ETHERTYPE_IPV4 = 0x0800
+_FRAGMENT_BITS = 0x3FFF  # MF and the fragment offset
+
+DEFAULT_MAX_FRAME_SIZE = 1522
+"""The default largest inner frame, in bytes, that L{GreEndpoint.decapsulate}
+delivers: a 1500-byte IP MTU behind an Ethernet header and two VLAN tags,
+without FCS."""
+
+_LARGEST_FRAME_SIZE = 0xFFFF - IPV4_HEADER_LENGTH - 4
 
 
 def _address_to_int(address: str | int | ipaddress.IPv4Address) -> int:
@@ -180,6 +209,8 @@ class TunnelState:
     @ivar frames_sent: count of frames encapsulated.
     @ivar frames_received: count of frames decapsulated.
     @ivar keepalive: the L{Keepalive}, or C{None} when keepalives are off.
+    @ivar keepalive_reply: the bare GRE header of a keepalive reply on this
+        tunnel: protocol type 0 and the key.
     """
 
     __slots__ = (
@@ -190,6 +221,7 @@ class TunnelState:
         "frames_sent",
         "gre_prefix",
         "keepalive",
+        "keepalive_reply",
         "key",
         "max_frame",
         "next_sequence",
@@ -218,6 +250,7 @@ class GreEndpoint:
     port.
 
     @ivar counters: counts by name; L{COUNTER_NAMES} lists them.
+    @ivar max_frame_size: the largest inner frame L{decapsulate} delivers.
     """
 
     def __init__(
@@ -231,6 +264,7 @@ class GreEndpoint:
         max_tunnels: int = _DEFAULT_MAX_TUNNELS,
         icmp_rate: float = 100.0,
         icmp_burst: int = 10,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         """
         @param local_address: the IPv4 source address of outer packets.
@@ -245,7 +279,16 @@ class GreEndpoint:
             (RFC 1812 section 4.3.2.8 recommends that routers limit it).
         @param icmp_burst: the ICMP replies allowed at once after a quiet
             period.
+        @param max_frame_size: the largest inner frame, in bytes without
+            FCS, that L{decapsulate} delivers; longer ones are counted as
+            "oversized-frame". Match it to the MTU of the devices the bridge
+            sends to: a frame longer than theirs cannot be delivered whole.
         """
+        if not ETHERNET_HEADER_LENGTH <= max_frame_size <= _LARGEST_FRAME_SIZE:
+            raise ValueError(
+                f"largest inner frame {max_frame_size!r} must be between "
+                f"{ETHERNET_HEADER_LENGTH} and {_LARGEST_FRAME_SIZE} bytes"
+            )
         if not icmp_rate > 0 or icmp_burst < 1:
             raise ValueError(
                 f"ICMP rate {icmp_rate!r} per second and burst {icmp_burst!r} must be positive"
@@ -258,6 +301,7 @@ class GreEndpoint:
             self.local_address if icmp_source is None else _address_to_int(icmp_source)
         )
         self.max_tunnels = max_tunnels
+        self.max_frame_size = max_frame_size
         self._raw = transport is Transport.RAW_IPV4
         self._tos = OuterTos(pcp_to_dscp)
         self._identification = 0
@@ -287,6 +331,7 @@ class GreEndpoint:
         checksum: bool = False,
         sequence: bool = False,
         sequence_window: int = DEFAULT_WINDOW,
+        sequence_resync_after: int = DEFAULT_RESYNC_AFTER,
         path_mtu: int = 1500,
         dont_fragment: bool = True,
         keepalive_period: float | None = None,
@@ -298,8 +343,13 @@ class GreEndpoint:
 
         @param checksum: send GRE checksums. Received checksums are
             verified either way.
-        @param sequence: number sent packets and drop received ones that
-            arrive out of order (see L{roaming.tunnel.sequence}).
+        @param sequence: number sent packets, and drop received data
+            packets that carry no number or arrive out of order (see
+            L{roaming.tunnel.sequence}).
+        @param sequence_window: how far behind a number is out of order
+            rather than stale.
+        @param sequence_resync_after: how many stale packets with
+            consecutive numbers make the receiver follow a restarted sender.
         @param path_mtu: the IPv4 MTU of the path to the remote.
         @param dont_fragment: set DF on outer packets that fit the path MTU.
         @param keepalive_period: seconds between keepalives, or C{None} for
@@ -335,7 +385,9 @@ class GreEndpoint:
         tunnel.checksum = checksum
         tunnel.sequence = sequence
         tunnel.next_sequence = 0
-        tunnel.receiver = SequenceReceiver(sequence_window) if sequence else None
+        tunnel.receiver = (
+            SequenceReceiver(sequence_window, sequence_resync_after) if sequence else None
+        )
         tunnel.path_mtu = path_mtu
         tunnel.dont_fragment = dont_fragment
         overhead = tunnel_overhead(
@@ -355,6 +407,9 @@ class GreEndpoint:
         if key is not None:
             prefix += _WORD.pack(key)
         tunnel.gre_prefix = prefix
+        tunnel.keepalive_reply = _BASE.pack(
+            GreFlags.KEY if key is not None else 0, ProtocolType.KEEPALIVE_REPLY
+        ) + (_WORD.pack(key) if key is not None else b"")
         tunnel.keepalive = (
             Keepalive(agg_id, keepalive_period, keepalive_misses)
             if keepalive_period is not None
@@ -482,13 +537,19 @@ class GreEndpoint:
         """
         Decide what happens to a frame longer than the tunnel's largest
         unfragmented frame. An inner IPv4 packet with DF is dropped and gets
-        an ICMP "fragmentation needed" reply. Anything else is sent in outer
+        an ICMP "fragmentation needed" reply when one may be sent about it,
+        and is counted as "too-big-dropped" when not; only a reply built
+        takes a token of the rate limit. Anything else is sent in outer
         fragments (raw IPv4) or left to the kernel to fragment (GRE-in-UDP).
 
         @return: whether the frame is to be sent.
         """
         ip_offset = _ipv4_offset(frame)
         if ip_offset is not None and _SHORT.unpack_from(frame, ip_offset + 6)[0] & 0x4000:
+            if not icmp_error_allowed(frame, ip_offset):
+                # RFC 1122 section 3.2.2: no reply, so no token is spent.
+                self.counters["too-big-dropped"] += 1
+                return False
             if not self._take_icmp_token(now):
                 self.counters["fragmentation-needed-rate-limited"] += 1
                 return False
@@ -508,8 +569,9 @@ class GreEndpoint:
             self.counters["too-big-dropped"] += 1
             return False
         if not self._raw:
-            # NOTE: the kernel fragments these only when the port turned
-            # off path MTU discovery on its UDP socket (IP_PMTUDISC_DONT).
+            # With the default IP_PMTUDISC_WANT of a UDP socket, Linux
+            # fragments a datagram larger than the route's MTU and sends
+            # it without DF (ip(7)), so this is counted as fragmented.
             self.counters["outer-fragmented"] += 1
         return True
 
@@ -592,28 +654,30 @@ class GreEndpoint:
             self._count_unknown_tunnel(peers, key)
             return None
 
-        receiver = tunnel.receiver
-        if flags & _FLAG_SEQUENCE and receiver is not None:
-            verdict = receiver.check(_WORD.unpack_from(packet, data - 4)[0])
-            if verdict is not _ACCEPT:
-                if verdict is _RESYNCHRONIZED:
-                    counters["sequence-resynchronized"] += 1
-                elif verdict is _DUPLICATE:
-                    counters["sequence-duplicate"] += 1
-                    return None
-                else:
-                    counters["sequence-out-of-order"] += 1
-                    return None
-
         if protocol_type == _TRANSPARENT_ETHERNET_BRIDGING:
-            if end - data < 14:
-                counters["runt-frame"] += 1
+            if not 14 <= end - data <= self.max_frame_size:
+                counters["runt-frame" if end - data < 14 else "oversized-frame"] += 1
                 return None
             frame = packet[data:end]
             if outer_tos & 3 == 3:
                 frame = self._propagate_congestion(frame)
                 if frame is None:
                     return None
+            # The sequence state moves only for a frame that is otherwise
+            # delivered, so a dropped packet cannot make later ones stale.
+            receiver = tunnel.receiver
+            if receiver is not None:
+                if not flags & _FLAG_SEQUENCE:
+                    # RFC 2890 section 2.2: a receiver that expects numbers
+                    # drops packets without them, as Linux's ip_gre does.
+                    counters["sequence-missing"] += 1
+                    return None
+                verdict = receiver.check(_WORD.unpack_from(packet, data - 4)[0])
+                if verdict is not _ACCEPT:
+                    if verdict is not _RESYNCHRONIZED:
+                        counters[_SEQUENCE_DROPS[verdict]] += 1
+                        return None
+                    counters["sequence-resynchronized"] += 1
             tunnel.frames_received += 1
             counters["frames-decapsulated"] += 1
             return tunnel.agg_id, frame
@@ -621,7 +685,7 @@ class GreEndpoint:
             self._keepalive_reply(tunnel, now)
             return None
         if protocol_type == ProtocolType.IPV4:
-            self._reflect_keepalive(tunnel, packet[data:end])
+            self._reflect_keepalive(tunnel, packet, data, end)
             return None
         counters["unsupported-protocol"] += 1
         return None
@@ -722,7 +786,7 @@ class GreEndpoint:
         key = tunnel.key
         flags = GreFlags.KEY if key is not None else 0
         key_field = _WORD.pack(key) if key is not None else b""
-        inner_gre = _BASE.pack(flags, ProtocolType.KEEPALIVE_REPLY) + key_field
+        inner_gre = tunnel.keepalive_reply
         inner = OuterIPv4(tunnel.remote_int, self.local_address, GRE_IP_PROTOCOL, _KEEPALIVE_TTL)
         inner_packet = inner.header(_KEEPALIVE_TOS, 20 + len(inner_gre), 0, 0) + inner_gre
         gre = _BASE.pack(flags, ProtocolType.IPV4) + key_field + inner_packet
@@ -745,29 +809,35 @@ class GreEndpoint:
                 tunnel.receiver.reset()
             self._queue(self._events, event)
 
-    def _reflect_keepalive(self, tunnel: TunnelState, inner: bytes) -> None:
+    def _reflect_keepalive(self, tunnel: TunnelState, packet: bytes, start: int, end: int) -> None:
         """
-        Send back a keepalive request, which is an IPv4 packet carrying GRE
-        from this endpoint's address to the tunnel's remote.
+        Answer a keepalive request whose inner IPv4 packet is
+        C{packet[start:end]}. Only a bare request is answered: an
+        unfragmented IPv4 packet without options from this endpoint's
+        address to the tunnel's remote, protocol 47, carrying exactly the
+        tunnel's keepalive reply header. The reply is built here, so nothing
+        of the request but its validity reaches the wire.
         """
+        expected = tunnel.keepalive_reply
+        length = IPV4_HEADER_LENGTH + len(expected)
         if (
-            len(inner) < 24
-            or inner[0] >> 4 != 4
-            or inner[9] != GRE_IP_PROTOCOL
-            or struct.unpack_from("!II", inner, 12) != (self.local_address, tunnel.remote_int)
+            end - start != length
+            or packet[start] != 0x45
+            or packet[start + 9] != GRE_IP_PROTOCOL
+            or _SHORT.unpack_from(packet, start + 2)[0] != length
+            or _SHORT.unpack_from(packet, start + 6)[0] & _FRAGMENT_BITS
+            or _ADDRESSES.unpack_from(packet, start + 12) != (self.local_address, tunnel.remote_int)
+            or packet[start + IPV4_HEADER_LENGTH : end] != expected
         ):
             self.counters["keepalive-invalid"] += 1
             return
-        header_length = (inner[0] & 0x0F) * 4
-        total_length = _SHORT.unpack_from(inner, 2)[0]
-        if header_length < 20 or not header_length + 4 <= total_length <= len(inner):
-            self.counters["keepalive-invalid"] += 1
-            return
-        inner = inner[:total_length]
         if self._raw:
-            reply = Outgoing(tunnel.remote, (inner,), inner[1], 0)
+            identification = self._identification
+            self._identification = (identification + 1) & 0xFFFF
+            header = tunnel.outer.header(_KEEPALIVE_TOS, length, identification, _DONT_FRAGMENT)
+            reply = Outgoing(tunnel.remote, (header + expected,), _KEEPALIVE_TOS, 0)
         else:
-            reply = Outgoing(tunnel.remote, (inner[header_length:],), inner[1], 49152)
+            reply = Outgoing(tunnel.remote, (expected,), _KEEPALIVE_TOS, 49152)
         if self._queue(self._packets, reply):
             self.counters["keepalive-reflected"] += 1
 

@@ -24,6 +24,7 @@ __all__ = [
     "OuterIPv4",
     "build_fragmentation_needed",
     "flow_source_port",
+    "icmp_error_allowed",
     "max_inner_frame",
     "tunnel_overhead",
 ]
@@ -45,7 +46,6 @@ _MORE_FRAGMENTS = 0x2000
 _IPV4 = struct.Struct("!BBHHHBBHII")
 _IPV4_ADDRESSES = struct.Struct("!II")
 _ICMP_UNREACHABLE = struct.Struct("!BBHHH")
-_LENGTH_AND_FRAGMENT = struct.Struct("!H2xH")
 _SHORT = struct.Struct("!H")
 _WORD = struct.Struct("!I")
 _MACS_AND_TYPE = struct.Struct("!QIH")
@@ -225,6 +225,39 @@ def flow_source_port(frame: bytes) -> int:
     return 49152 | (digest & 0x3FFF)
 
 
+def icmp_error_allowed(frame: bytes, ip_offset: int) -> bool:
+    """
+    Decide whether an ICMP error may be sent about the IPv4 packet at
+    C{ip_offset} in the Ethernet frame C{frame}.
+
+    RFC 1122 section 3.2.2 forbids an error about a packet that is itself
+    an ICMP error, a non-initial fragment, sent to a link-layer broadcast or
+    multicast address or to an IPv4 multicast or broadcast address, or whose
+    source is not a single host (0.0.0.0, loopback, multicast, class E or
+    broadcast). A frame shorter than its IPv4 header gets no error either.
+    """
+    header_length = (frame[ip_offset] & 0x0F) * 4
+    if len(frame) < ip_offset + max(header_length, IPV4_HEADER_LENGTH):
+        return False
+    if frame[0] & 0x01:
+        return False
+    fragment = _SHORT.unpack_from(frame, ip_offset + 6)[0]
+    inner_source, inner_destination = _IPV4_ADDRESSES.unpack_from(frame, ip_offset + 12)
+    if (
+        fragment & 0x1FFF
+        or inner_destination >= 0xE0000000
+        or inner_source == 0
+        or inner_source >= 0xE0000000
+        or inner_source >> 24 == 127
+    ):
+        return False
+    if frame[ip_offset + 9] == _ICMP_PROTOCOL:
+        data = ip_offset + header_length
+        if len(frame) > data and frame[data] in _ICMP_ERROR_TYPES:
+            return False
+    return True
+
+
 def build_fragmentation_needed(
     frame: bytes,
     ip_offset: int,
@@ -242,32 +275,13 @@ def build_fragmentation_needed(
     so the reply goes back the way the frame came. C{source} is the IPv4
     source address of the reply.
 
-    @return: the frame, or C{None} when RFC 1122 section 3.2.2 forbids an
-        error about this packet: it is itself an ICMP error, a non-initial
-        fragment, or sent to a link-layer broadcast or multicast address or
-        to an IPv4 multicast or broadcast address, or its source is not a
-        single host (0.0.0.0, loopback, multicast, class E or broadcast).
-        Also C{None} when the frame is shorter than the IPv4 header.
+    @return: the frame, or C{None} when L{icmp_error_allowed} forbids an
+        error about this packet.
     """
-    header_length = (frame[ip_offset] & 0x0F) * 4
-    if len(frame) < ip_offset + max(header_length, IPV4_HEADER_LENGTH):
+    if not icmp_error_allowed(frame, ip_offset):
         return None
-    if frame[0] & 0x01:
-        return None
-    total_length, fragment = _LENGTH_AND_FRAGMENT.unpack_from(frame, ip_offset + 2)
-    inner_source, inner_destination = _IPV4_ADDRESSES.unpack_from(frame, ip_offset + 12)
-    if (
-        fragment & 0x1FFF
-        or inner_destination >= 0xE0000000
-        or inner_source == 0
-        or inner_source >= 0xE0000000
-        or inner_source >> 24 == 127
-    ):
-        return None
-    if frame[ip_offset + 9] == _ICMP_PROTOCOL:
-        data = ip_offset + header_length
-        if len(frame) > data and frame[data] in _ICMP_ERROR_TYPES:
-            return None
+    total_length = _SHORT.unpack_from(frame, ip_offset + 2)[0]
+    inner_source = _WORD.unpack_from(frame, ip_offset + 12)[0]
 
     quote_limit = _ICMP_ERROR_MAX_LENGTH - IPV4_HEADER_LENGTH - 8
     quote = frame[ip_offset : ip_offset + min(total_length, quote_limit)]

@@ -438,6 +438,7 @@ def test_df_clear_fragmented():
     decapsulates to the original frame.
     """
     local, remote = endpoint_pair(path_mtu=1500, sequence=True)
+    remote.max_frame_size = 9018
     frame = udp_frame(3000, tos=0x20)
 
     outgoing = local.encapsulate(7, frame, 0.0)
@@ -790,3 +791,290 @@ def test_trailing_bytes_after_outer_packet_ignored():
     packet = local.encapsulate(7, ETHERNET_FRAME, 0.0).packets[0]
 
     assert remote.decapsulate(LOCAL, packet + b"\x00" * 6, 0.0) == (9, ETHERNET_FRAME)
+
+
+def sequenced_packet(number: int, payload, *, key: int = KEY) -> bytes:
+    """
+    Build a raw packet from the local address with a GRE key and sequence
+    number around a scapy payload.
+    """
+    gre = GRE(key_present=1, key=key, seqnum_present=1, sequence_number=number, proto=0x6558)
+    return raw_gre(gre / payload)
+
+
+def test_inner_frame_larger_than_maximum_counted():
+    """
+    A frame longer than the endpoint's largest inner frame is counted and
+    dropped, however it arrived; one of exactly that size is delivered.
+    """
+    _, remote = endpoint_pair()
+    assert remote.max_frame_size == 1522
+    largest = udp_frame(1522)
+    assert len(largest) == 1522
+
+    gre = GRE(key_present=1, key=KEY, proto=0x6558)
+    assert remote.decapsulate(LOCAL, raw_gre(gre / largest), 0.0) == (9, largest)
+    oversized = raw_gre(gre / udp_frame(1523))
+    assert remote.decapsulate(LOCAL, oversized, 0.0) is None
+    assert nonzero(remote.counters) == {"frames-decapsulated": 1, "oversized-frame": 1}
+
+
+@pytest.mark.parametrize("transport", list(Transport))
+def test_inner_frame_maximum_configurable(transport):
+    """
+    A larger maximum lets jumbo frames through.
+    """
+    local = GreEndpoint(LOCAL, transport=transport)
+    remote = GreEndpoint(REMOTE, transport=transport, max_frame_size=9018)
+    local.add_tunnel(7, REMOTE, KEY, path_mtu=9100)
+    remote.add_tunnel(9, LOCAL, KEY, path_mtu=9100)
+    frame = udp_frame(9018)
+
+    [packet] = local.encapsulate(7, frame, 0.0).packets
+
+    assert remote.decapsulate(LOCAL, packet, 0.0) == (9, frame)
+    assert nonzero(remote.counters) == {"frames-decapsulated": 1}
+
+
+@pytest.mark.parametrize("size", [13, 65536])
+def test_inner_frame_maximum_checked(size):
+    """
+    The largest inner frame must hold an Ethernet header and fit an IPv4
+    packet.
+    """
+    with pytest.raises(ValueError, match="largest inner frame"):
+        GreEndpoint(LOCAL, max_frame_size=size)
+
+
+def keepalive_request_to_remote(inner_gre, **inner_fields) -> bytes:
+    """
+    Build a keepalive request as the local end would send it to the remote
+    endpoint, with C{inner_gre} (a scapy layer) as the payload of the inner
+    IPv4 packet from the remote back to the local address.
+    """
+    inner = IP(src=REMOTE, dst=LOCAL, proto=47, **inner_fields) / inner_gre
+    return raw_gre(GRE(key_present=1, key=KEY, proto=0x0800) / inner)
+
+
+@pytest.mark.parametrize(
+    "inner_gre",
+    [
+        GRE(key_present=1, key=0x10, proto=0x6558) / Ether(ETHERNET_FRAME),
+        GRE(key_present=1, key=KEY, proto=0) / b"extra",
+        GRE(key_present=1, key=KEY + 1, proto=0),
+        GRE(proto=0),
+        GRE(key_present=1, key=KEY, seqnum_present=1, sequence_number=5, proto=0),
+        GRE(key_present=1, key=KEY, proto=0x0800) / IP(),
+    ],
+    ids=["ethernet", "trailing-bytes", "other-key", "no-key", "sequence", "nested"],
+)
+def test_reflection_only_of_bare_keepalive(inner_gre):
+    """
+    A request whose inner GRE header is anything but the bare keepalive
+    reply of the tunnel (protocol 0, the tunnel's key, nothing after it) is
+    counted and not sent anywhere.
+    """
+    _, remote = endpoint_pair()
+
+    assert (
+        remote.decapsulate(LOCAL, keepalive_request_to_remote(inner_gre, ttl=3, tos=4), 0.0) is None
+    )
+
+    assert remote.drain_packets() == []
+    assert nonzero(remote.counters) == {"keepalive-invalid": 1}
+
+
+def test_reflection_refused_for_inner_fragment():
+    """
+    An inner packet that is a fragment or has IP options is not reflected.
+    """
+    _, remote = endpoint_pair()
+    bare = GRE(key_present=1, key=KEY, proto=0)
+
+    remote.decapsulate(LOCAL, keepalive_request_to_remote(bare, flags="MF"), 0.0)
+    remote.decapsulate(LOCAL, keepalive_request_to_remote(bare, options=b"\x01\x01\x01\x00"), 0.0)
+
+    assert remote.drain_packets() == []
+    assert nonzero(remote.counters) == {"keepalive-invalid": 2}
+
+
+def test_reflection_built_by_endpoint():
+    """
+    The reflected keepalive is built by the endpoint with its own TTL and
+    the network-control TOS, not copied from the request.
+    """
+    _, remote = endpoint_pair()
+    request = keepalive_request_to_remote(GRE(key_present=1, key=KEY, proto=0), ttl=3, tos=4)
+
+    remote.decapsulate(LOCAL, request, 0.0)
+
+    [outgoing] = remote.drain_packets()
+    [packet] = outgoing.packets
+    reply = IP(packet)
+    assert (reply.src, reply.dst, reply.proto) == (REMOTE, LOCAL, 47)
+    assert reply.ttl == 64
+    assert reply.tos == outgoing.tos == 0xC0
+    assert checksum(packet[:20]) == 0
+    assert bytes(reply[GRE]) == bytes(GRE(key_present=1, key=KEY, proto=0))
+    assert len(packet) == 28
+    assert nonzero(remote.counters) == {"keepalive-reflected": 1}
+
+
+def test_reflection_over_udp_is_bare_gre():
+    """
+    Over GRE-in-UDP the reflected keepalive is the bare GRE header.
+    """
+    local, remote = endpoint_pair(Transport.GRE_IN_UDP, keepalive_period=5.0)
+    local.poll(0.0)
+    [request] = local.drain_packets()
+
+    remote.decapsulate(LOCAL, request.packets[0], 0.0)
+
+    [outgoing] = remote.drain_packets()
+    assert outgoing.packets == (bytes(GRE(key_present=1, key=KEY, proto=0)),)
+    assert outgoing.tos == 0xC0
+
+
+def test_sequenced_tunnel_drops_packets_without_number():
+    """
+    A tunnel that receives sequence numbers drops data packets that carry
+    none (RFC 2890 section 2.2), but still takes keepalive replies.
+    """
+    _, remote = endpoint_pair(sequence=True, keepalive_period=5.0)
+
+    unnumbered = raw_gre(GRE(key_present=1, key=KEY, proto=0x6558) / Ether(ETHERNET_FRAME))
+    assert remote.decapsulate(LOCAL, unnumbered, 0.0) is None
+    remote.decapsulate(LOCAL, raw_gre(GRE(key_present=1, key=KEY, proto=0)), 0.0)
+
+    assert nonzero(remote.counters) == {"sequence-missing": 1, "keepalive-reply": 1}
+
+
+def test_old_replay_dropped():
+    """
+    A packet replayed from further back than the window is dropped, and the
+    sender's next packet is delivered as usual.
+    """
+    local, remote = endpoint_pair(sequence=True)
+    packets = [local.encapsulate(7, udp_frame(), 0.0).packets[0] for _ in range(101)]
+    for packet in packets[:100]:
+        assert remote.decapsulate(LOCAL, packet, 0.0) is not None
+
+    assert remote.decapsulate(LOCAL, packets[30], 0.0) is None
+    assert remote.decapsulate(LOCAL, packets[31], 0.0) is None
+    assert remote.decapsulate(LOCAL, packets[100], 0.0) is not None
+    assert remote.counters["sequence-stale"] == 2
+    assert remote.counters["sequence-resynchronized"] == 0
+
+
+def test_restarted_sender_resynchronized():
+    """
+    A sender that starts again from 0 is followed after a run of
+    consecutive stale numbers; the packets of the run before that are
+    dropped.
+    """
+    local, remote = endpoint_pair(sequence=True)
+    for _ in range(100):
+        remote.decapsulate(LOCAL, local.encapsulate(7, udp_frame(), 0.0).packets[0], 0.0)
+    restarted, _ = endpoint_pair(sequence=True)
+    run = remote.tunnel(9).receiver.resync_after
+
+    delivered = [
+        remote.decapsulate(LOCAL, restarted.encapsulate(7, udp_frame(), 0.0).packets[0], 0.0)
+        is not None
+        for _ in range(run + 2)
+    ]
+
+    assert delivered == [False] * (run - 1) + [True] * 3
+    assert remote.counters["sequence-stale"] == run - 1
+    assert remote.counters["sequence-resynchronized"] == 1
+
+
+def test_replayed_run_interrupted_by_live_sender():
+    """
+    Old packets replayed while the sender is live never reach the run that
+    resynchronizes, because every delivered packet starts the run again.
+    """
+    local, remote = endpoint_pair(sequence=True)
+    old = [local.encapsulate(7, udp_frame(), 0.0).packets[0] for _ in range(40)]
+    for _ in range(100):
+        remote.decapsulate(LOCAL, local.encapsulate(7, udp_frame(), 0.0).packets[0], 0.0)
+    run = remote.tunnel(9).receiver.resync_after
+
+    for replayed in old[: run * 3]:
+        assert remote.decapsulate(LOCAL, replayed, 0.0) is None
+        fresh = local.encapsulate(7, udp_frame(), 0.0).packets[0]
+        assert remote.decapsulate(LOCAL, fresh, 0.0) is not None
+
+    assert remote.counters["sequence-resynchronized"] == 0
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        b"12345",
+        IPv6(),
+        Ether(ETHERNET_FRAME),
+    ],
+    ids=["runt", "unsupported-protocol", "oversized"],
+)
+def test_dropped_packet_leaves_sequence_alone(dropped):
+    """
+    A packet that is dropped for another reason does not move the sequence
+    state, so the valid packets after it are delivered.
+    """
+    _, remote = endpoint_pair(sequence=True)
+    good = Ether(ETHERNET_FRAME)
+    remote.decapsulate(LOCAL, sequenced_packet(0, good), 0.0)
+    if isinstance(dropped, Ether):
+        remote.max_frame_size = len(ETHERNET_FRAME) - 1
+        bad = sequenced_packet(60, dropped)
+    elif isinstance(dropped, IPv6):
+        gre = GRE(key_present=1, key=KEY, seqnum_present=1, sequence_number=60, proto=0x86DD)
+        bad = raw_gre(gre / dropped)
+    else:
+        bad = sequenced_packet(60, dropped)
+
+    assert remote.decapsulate(LOCAL, bad, 0.0) is None
+    remote.max_frame_size = 1522
+
+    delivered = sum(
+        remote.decapsulate(LOCAL, sequenced_packet(number, good), 0.0) is not None
+        for number in range(1, 61)
+    )
+    assert delivered == 60
+    assert remote.tunnel(9).receiver.last == 60
+
+
+def test_congestion_drop_leaves_sequence_alone():
+    """
+    A not-ECN-capable packet dropped for a CE-marked outer header does not
+    move the sequence state either.
+    """
+    _, remote = endpoint_pair(sequence=True)
+    good = Ether(ETHERNET_FRAME)
+    remote.decapsulate(LOCAL, sequenced_packet(0, good), 0.0)
+    gre = GRE(key_present=1, key=KEY, seqnum_present=1, sequence_number=60, proto=0x6558)
+
+    assert remote.decapsulate(LOCAL, raw_gre(gre / good, tos=3), 0.0) is None
+
+    assert remote.decapsulate(LOCAL, sequenced_packet(1, good), 0.0) is not None
+    assert nonzero(remote.counters) == {"frames-decapsulated": 2, "ecn-not-ect-dropped": 1}
+
+
+def test_icmp_token_spent_only_on_reply():
+    """
+    Frames that may get no ICMP reply (to a broadcast address) are counted
+    as too big and leave the rate limit alone, so the next sender that may
+    get a reply gets one.
+    """
+    local = GreEndpoint(LOCAL, icmp_rate=1.0, icmp_burst=1)
+    local.add_tunnel(7, REMOTE, KEY)
+    frame = udp_frame(1600, df=True)
+    broadcast = b"\xff" * 6 + frame[6:]
+
+    for _ in range(10):
+        assert local.encapsulate(7, broadcast, 0.0) is None
+    assert local.encapsulate(7, frame, 0.0) is None
+
+    assert len(local.drain_frames()) == 1
+    assert nonzero(local.counters) == {"too-big-dropped": 10, "fragmentation-needed-sent": 1}

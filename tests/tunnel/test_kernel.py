@@ -194,7 +194,7 @@ def test_raw_packets_cross_kernel(namespaces):
     """
     sender = GreEndpoint(ADDRESS_A)
     sender.add_tunnel(1, ADDRESS_B, KEY, checksum=True, sequence=True, path_mtu=LINK_MTU)
-    receiver = GreEndpoint(ADDRESS_B)
+    receiver = GreEndpoint(ADDRESS_B, max_frame_size=9018)
     receiver.add_tunnel(2, ADDRESS_A, KEY, checksum=True, sequence=True, path_mtu=LINK_MTU)
     frames = FRAMES
     lines = []
@@ -243,7 +243,7 @@ def test_udp_packets_cross_kernel(namespaces):
     """
     sender = GreEndpoint(ADDRESS_A, transport=Transport.GRE_IN_UDP)
     sender.add_tunnel(1, ADDRESS_B, KEY, sequence=True, path_mtu=LINK_MTU)
-    receiver = GreEndpoint(ADDRESS_B, transport=Transport.GRE_IN_UDP)
+    receiver = GreEndpoint(ADDRESS_B, transport=Transport.GRE_IN_UDP, max_frame_size=9018)
     receiver.add_tunnel(2, ADDRESS_A, KEY, sequence=True, path_mtu=LINK_MTU)
     frames = FRAMES
     sent = [sender.encapsulate(1, frame, 0.0) for frame in frames]

@@ -104,19 +104,61 @@ def test_gap_counted_as_lost():
     assert receiver.lost == 4
 
 
-def test_restart_beyond_window():
+def test_stale_numbers_dropped():
     """
-    A number further behind than the window is a restarted sender: it is
-    accepted and the receiver continues from it.
+    A number further behind than the window is stale and dropped, and the
+    receiver stays where it was.
     """
     receiver = SequenceReceiver(window=16)
     receiver.check(1000)
 
     assert receiver.check(1000) is SequenceVerdict.DUPLICATE
     assert receiver.check(1000 - 15) is SequenceVerdict.OUT_OF_ORDER
-    assert receiver.check(0) is SequenceVerdict.RESYNCHRONIZED
-    assert receiver.check(1) is SequenceVerdict.ACCEPT
-    assert receiver.last == 1
+    assert receiver.check(1000 - 16) is SequenceVerdict.STALE
+    assert receiver.check(0) is SequenceVerdict.STALE
+    assert receiver.check(1001) is SequenceVerdict.ACCEPT
+    assert receiver.last == 1001
+
+
+def test_restart_after_consecutive_stale_run():
+    """
+    A run of C{resync_after} stale packets with consecutive numbers is a
+    restarted sender: the last of the run is accepted and the receiver
+    continues from it.
+    """
+    receiver = SequenceReceiver(window=16, resync_after=3)
+    receiver.check(1000)
+
+    assert receiver.check(0) is SequenceVerdict.STALE
+    assert receiver.check(1) is SequenceVerdict.STALE
+    assert receiver.check(2) is SequenceVerdict.RESYNCHRONIZED
+    assert receiver.check(3) is SequenceVerdict.ACCEPT
+    assert receiver.last == 3
+
+
+@pytest.mark.parametrize("breaker", [5, 1001], ids=["not-consecutive", "accepted-packet"])
+def test_stale_run_broken(breaker):
+    """
+    A number that does not continue the run, or a packet accepted in
+    between, starts the run again.
+    """
+    receiver = SequenceReceiver(window=16, resync_after=3)
+    receiver.check(1000)
+    receiver.check(0)
+    receiver.check(1)
+
+    receiver.check(breaker)
+
+    assert receiver.check(2) is SequenceVerdict.STALE
+    assert receiver.check(3) is SequenceVerdict.STALE
+
+
+def test_resync_run_bounds():
+    """
+    A run of one would deliver any single old packet, so it is refused.
+    """
+    with pytest.raises(ValueError, match="at least 2 packets"):
+        SequenceReceiver(resync_after=1)
 
 
 def test_reset_accepts_anything():
