@@ -25,6 +25,7 @@ import argparse
 import array
 import contextlib
 import json
+import select
 import selectors
 import signal
 import socket
@@ -228,12 +229,11 @@ def _receive_echoes(udp: socket.socket, echo_ns: array.array) -> None:
 
 
 def _wait_readable(udp: socket.socket, timeout: float) -> None:
-    selector = selectors.DefaultSelector()
-    try:
-        selector.register(udp, selectors.EVENT_READ)
-        selector.select(timeout)
-    finally:
-        selector.close()
+    # select() takes its timeout in microseconds. epoll and poll (the
+    # selectors module's choices on Linux) round it up to whole
+    # milliseconds, which turned a 1000 per second stream into pairs of
+    # probes every 2 ms.
+    select.select([udp], [], [], timeout)
 
 
 def _final_tcp_check(tcp: _TcpCheck) -> bool:
