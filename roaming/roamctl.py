@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import sys
 from collections.abc import Sequence
@@ -25,14 +26,24 @@ from roaming import config
 
 __all__ = ["REQUESTS", "RoamctlError", "format_table", "main", "query", "socket_from_config"]
 
+# The text after each colon lists the columns of the reply, in order.
 REQUESTS = {
-    "status": "node name, role, address, uptime and configuration file",
-    "fdb": "forwarding database of every bridge: MAC, port, tunnel, age",
-    "l3": "L3 knowledge database of every bridge: subnet and source interface",
-    "clients": "known clients: MAC, IP, VLAN, home and current AP",
-    "tunnels": "GRE tunnels: remote address, key, state, counters",
-    "peers": "control connections: peer, role, state, last keepalive",
-    "counters": "every counter and gauge (also exported to Prometheus)",
+    "status": (
+        "node name, role, address, configuration file, uptime, VLANs, subnets, then the "
+        "role's rows (an AP also shows its radio kind and how many radios are attached)"
+    ),
+    "fdb": (
+        "forwarding database of every bridge: VLAN, MAC, IP, port, source egress, "
+        "static, authorised, age"
+    ),
+    "l3": "L3 knowledge database of every bridge: VLAN, network, match, egress",
+    "clients": "known clients: MAC, IP, prefix, VLAN, then the role's columns",
+    "tunnels": (
+        "GRE tunnels: peer, port, member, transport, link, frames sent and received, "
+        "flood, control up"
+    ),
+    "peers": "control connections: peer, role, direction, state, up for, connects, queued",
+    "counters": "every counter and gauge, with labels (also exported to Prometheus)",
 }
 
 # A daemon builds each reply from memory, so a slower reply means it is stuck.
@@ -167,6 +178,18 @@ def _records(response: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in response["rows"]]
 
 
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid timeout {text!r}: expected a finite number of seconds > 0"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """
     Build the command-line parser.
@@ -191,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_timeout,
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for the reply (default {DEFAULT_TIMEOUT})",
     )

@@ -31,6 +31,7 @@ from roaming.control import actions
 from roaming.control.ap import AccessPoint
 from roaming.control.service import AccessPointBinding
 from roaming.radio import IStationListener
+from roaming.radio.hostapd import ControlState
 from roaming.tap.control import ControlRuntime
 from roaming.tap.lan import IAPP_PORT, IappProtocol, build_layer2_update
 from roaming.tap.service import NodeOptions, NodeService, connection_settings
@@ -244,7 +245,14 @@ class APService(NodeService):
             ("visitors", len(access_point.visitors)),
             ("travelers", len(access_point.travelers)),
             ("radio", self.config.radio.kind),
+            ("radios_attached", f"{self._radios_attached()}/{len(self.radios)}"),
         ]
+
+    def _radios_attached(self) -> int:
+        # A radio without an attachment state (a test fake) counts as detached.
+        return sum(
+            1 for radio in self.radios if getattr(radio, "state", None) is ControlState.ATTACHED
+        )
 
     def client_rows(self) -> list[tuple]:
         """

@@ -155,6 +155,7 @@ class NodeService(MultiService):
         self.start_failure: BaseException | None = None
         self._stop_reactor_on_failure = stop_reactor_on_failure
         self._operations: list[Any] = []
+        self.local_api: Any = None
 
     # Role hooks
 
@@ -245,6 +246,7 @@ class NodeService(MultiService):
         api = local_api_service(self.reactor, self.config.roamctl.socket, views.make_views(self))
         api.setServiceParent(self)
         self._operations.append(api)
+        self.local_api = api.factory
         metrics = self.config.metrics
         if metrics.enabled:
             registry = make_registry(lambda: views.samples(self), self.config.node.name)

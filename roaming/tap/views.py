@@ -209,6 +209,9 @@ def samples(service: Any) -> Iterator[Sample]:
     control = service.control
     if control is not None:
         yield from _control_samples(control)
+    local_api = getattr(service, "local_api", None)
+    if local_api is not None:
+        yield from _local_api_samples(local_api)
     yield Sample("clients", len(service.client_rows()), kind=GAUGE)
 
 
@@ -267,6 +270,17 @@ def _control_samples(control: Any) -> Iterator[Sample]:
     yield Sample("control_action_errors", control.action_errors)
     up = sum(1 for peer in control.peers.values() if peer.connection is not None)
     yield Sample("control_peers_up", up, kind=GAUGE)
+
+
+def _local_api_samples(factory: Any) -> Iterator[Sample]:
+    for name, value in factory.counters.items():
+        yield Sample(
+            "local_api_events",
+            value,
+            labels={"event": name},
+            documentation="Limits of the roamctl socket that acted, by limit",
+        )
+    yield Sample("local_api_connections", len(factory.connections), kind=GAUGE)
 
 
 def make_views(service: Any) -> dict[str, View]:

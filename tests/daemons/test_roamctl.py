@@ -250,3 +250,32 @@ class TestMain:
         with pytest.raises(SystemExit) as caught:
             roamctl.main(["--socket", "/x", "routes"])
         assert caught.value.code == 2
+
+    @pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "soon"])
+    def test_invalid_timeout_is_usage_error(self, timeout, capsys):
+        with pytest.raises(SystemExit) as caught:
+            roamctl.main(["--socket", "/x", "--timeout", timeout, "fdb"])
+        assert caught.value.code == 2
+        error = capsys.readouterr().err
+        assert "--timeout" in error
+        assert "Traceback" not in error
+
+
+class TestHelpColumns:
+    """
+    The help text of each request lists the columns its view returns.
+    """
+
+    def test_help_matches_view_columns(self, tmp_path):
+        from roaming.tap import views
+        from tests.daemons.test_services import TestAPService
+
+        service, _reactor, _devices = TestAPService().start(tmp_path)
+        tables = views.make_views(service)
+        for name in ("fdb", "l3", "tunnels", "peers"):
+            described = roamctl.REQUESTS[name].split(":", 1)[1].lower()
+            for column in tables[name]().columns:
+                words = column.replace("_", " ")
+                # "frames_sent" and "frames_received" are listed together.
+                first = words.split()[-1] if words.startswith("frames") else words
+                assert first in described, (name, column)

@@ -316,3 +316,20 @@ class TestAPService:
         assert not reactor.multicast[0].listening
         assert all(port.stopped for port in devices.opened)
         assert not devices.radios[0].running
+
+    def test_status_shows_radio_attachment(self, tmp_path):
+        from roaming.radio.hostapd import ControlState
+
+        service, _reactor, devices = self.start(tmp_path)
+        status = dict(LocalAPIFactory(make_views(service)).respond(b'{"request":"status"}')["rows"])
+        assert status["radios_attached"] == "0/1"
+        devices.radios[0].state = ControlState.ATTACHED
+        status = dict(LocalAPIFactory(make_views(service)).respond(b'{"request":"status"}')["rows"])
+        assert status["radios_attached"] == "1/1"
+
+    def test_local_api_counters_exported(self, tmp_path):
+        service, _reactor, _devices = self.start(tmp_path)
+        reply = LocalAPIFactory(make_views(service)).respond(b'{"request":"counters"}')
+        counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
+        assert counters[("local_api_events", "event=rejected_connections")] == 0
+        assert counters[("local_api_connections", "")] == 0
