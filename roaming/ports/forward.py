@@ -11,8 +11,9 @@ control plane.  Example::
         --gre-ip 192.0.2.1 --tunnel 1:192.0.2.2:0x10
 
 It prints C{ready} on standard output once every port is open, and writes
-the port counters as JSON to C{--counters-file} when it stops (SIGTERM or
-SIGINT).
+the port counters as JSON to C{--counters-file} when the reactor stops, which
+SIGTERM and SIGINT make it do; a process killed otherwise writes nothing.
+The JSON holds every counter, zero or not.
 """
 
 import argparse
@@ -28,6 +29,7 @@ from roaming.ports.gre import GRE_IN_UDP_PORT, RawGrePort, UdpGrePort
 from roaming.ports.packet import PacketSocketPort
 from roaming.ports.tap import DEFAULT_READ_BUDGET, TapPort
 from roaming.ports.tunnels import GreTunnel, GreTunnelTable
+from roaming.tunnel.endpoint import DEFAULT_MAX_FRAME_SIZE
 from roaming.tunnel.endpoint import GreEndpoint as TunnelEngine
 
 __all__ = ["build_parser", "main", "parse_tunnel"]
@@ -109,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser.add_argument(
+        "--max-frame",
+        type=int,
+        default=DEFAULT_MAX_FRAME_SIZE,
+        metavar="BYTES",
+        help="largest frame the bridge forwards and the tunnel engine delivers, without "
+        "FCS; match it to the MTU of the TAP devices and interfaces plus their Ethernet "
+        "and VLAN headers (default: %(default)s, for a 1500-byte MTU and two VLAN tags)",
+    )
+
+    parser.add_argument(
         "--no-sequence",
         dest="sequence",
         action="store_false",
@@ -155,7 +167,9 @@ def _gre_port(options):
         for tunnel in options.tunnel:
             endpoint.add_tunnel(tunnel)
     else:
-        endpoint = TunnelEngine(local, transport=port_class.transport)
+        endpoint = TunnelEngine(
+            local, transport=port_class.transport, max_frame_size=options.max_frame
+        )
         for tunnel in options.tunnel:
             endpoint.add_tunnel(
                 tunnel.agg_id,
@@ -166,6 +180,12 @@ def _gre_port(options):
                 keepalive_period=options.keepalive,
             )
     return port_class(local, endpoint, budget=options.budget)
+
+
+def _bridge(options):
+    from roaming.bridge.core import Bridge
+
+    return Bridge("forward", max_frame_size=options.max_frame)
 
 
 def _counters(dispatcher: BridgeDispatcher) -> dict:
@@ -180,7 +200,7 @@ def _counters(dispatcher: BridgeDispatcher) -> dict:
                 entry["device"] = f"netlink error {e.code}"
         endpoint = getattr(port, "endpoint", None)
         if isinstance(endpoint, TunnelEngine):
-            entry.update({f"tunnel.{name}": n for name, n in endpoint.counters.items() if n})
+            entry.update({f"tunnel.{name}": n for name, n in endpoint.counters.items()})
         elif endpoint is not None:
             entry["tunnel.unknown_peer"] = endpoint.counters.unknown_peer
             entry["tunnel.out_of_order"] = endpoint.counters.out_of_order
@@ -200,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from twisted.internet import reactor
 
-    from roaming.bridge.core import Bridge
-
-    bridge = Bridge("forward")
+    bridge = _bridge(options)
     dispatcher = BridgeDispatcher(bridge, clock=reactor)
     ports = [
         TapPort(name.encode(), budget=options.budget, tx_queue_length=options.tap_queue)

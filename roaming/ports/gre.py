@@ -21,7 +21,7 @@ from collections.abc import Callable
 from twisted.logger import Logger
 
 from roaming.ports.socketport import SocketPort
-from roaming.ports.tunnels import GreEndpoint
+from roaming.ports.tunnels import TunnelTable
 from roaming.tunnel.endpoint import GreEndpoint as TunnelEngine
 from roaming.tunnel.endpoint import Transport
 
@@ -61,7 +61,7 @@ class _GrePort(SocketPort):
     def __init__(
         self,
         local: str,
-        endpoint: GreEndpoint | TunnelEngine,
+        endpoint: TunnelTable | TunnelEngine,
         *,
         receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
         budget: int = 64,
@@ -71,7 +71,7 @@ class _GrePort(SocketPort):
         """
         @param local: local IPv4 address to bind.
         @param endpoint: the tunnel engine, whose transport must match the
-            port's, or any other object with the methods of L{GreEndpoint},
+            port's, or any other object with the methods of L{TunnelTable},
             such as L{roaming.ports.tunnels.GreTunnelTable}.
         @param receive_buffer: requested C{SO_RCVBUF} in bytes; the kernel
             caps it at C{net.core.rmem_max} unless the process has

@@ -12,7 +12,7 @@ of a non-IP frame.
 NOTE: this is the port layer's own minimal framing: it always sends key and
 sequence number, never a checksum, does no MTU handling and no keepalives.
 Those belong to the tunnel engine in L{roaming.tunnel}; a GRE port accepts any
-object with the same four methods (L{GreEndpoint}).
+object with the same five methods (L{TunnelTable}).
 """
 
 import ipaddress
@@ -27,10 +27,10 @@ __all__ = [
     "DEFAULT_PCP_TO_TOS",
     "GRE_PROTOCOL_TEB",
     "MAX_TUNNELS",
-    "GreEndpoint",
     "GreTunnel",
     "GreTunnelTable",
     "TunnelCounters",
+    "TunnelTable",
 ]
 
 PROTOCOL = "gre"
@@ -58,6 +58,8 @@ _WORD = struct.Struct("!I")
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _ETHER_TYPE = struct.Struct("!H")
 
+_ETHERNET_HEADER_LENGTH = 14
+_ZERO_HEADER = bytes(_ETHERNET_HEADER_LENGTH)
 _IPV4_PROTOCOL_GRE = 47
 _ETHERTYPE_IPV4 = 0x0800
 _VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8})
@@ -96,9 +98,12 @@ class TunnelCounters:
     """Packets whose sequence number was not after the last one accepted."""
 
 
-class GreEndpoint(Protocol):
+class TunnelTable(Protocol):
     """
     Interface of a tunnel table, as a GRE port uses it.
+
+    The tunnel engine, L{roaming.tunnel.GreEndpoint}, has a richer interface
+    of its own, which the GRE ports recognise by its type.
     """
 
     def tunnels(self) -> list[GreTunnel]:
@@ -307,7 +312,8 @@ class GreTunnelTable:
 
         @raise DecodeError: truncated header, non-zero version, any of
             reserved bits 1, 4 and 5 set, a protocol type other than 0x6558,
-            or a wrong checksum.
+            a wrong checksum, or a payload that is no Ethernet frame: shorter
+            than the Ethernet header, or with a header that is all zero.
         """
         if len(gre_packet) < 4:
             raise DecodeError(PROTOCOL, f"header of {len(gre_packet)} bytes is shorter than 4")
@@ -344,6 +350,15 @@ class GreTunnelTable:
             field += 4
         if flags & _FLAG_SEQUENCE:
             (sequence,) = _WORD.unpack_from(gre_packet, field)
+
+        frame_length = len(gre_packet) - offset
+        if frame_length < _ETHERNET_HEADER_LENGTH:
+            raise DecodeError(
+                PROTOCOL,
+                f"frame of {frame_length} bytes is shorter than the 14-byte Ethernet header",
+            )
+        if gre_packet[offset : offset + _ETHERNET_HEADER_LENGTH] == _ZERO_HEADER:
+            raise DecodeError(PROTOCOL, "frame has an Ethernet header that is all zero")
 
         # A packet without a key field belongs to the tunnel with key 0.
         agg_id = self._by_endpoint.get((remote, key or 0))

@@ -296,6 +296,28 @@ class GrePortContract:
             assert harness.malformed_drops() == {"gre": 2}
             assert harness.port.counters.rx_dropped == 2
 
+    def test_runt_frames_counted_and_skipped(self):
+        """
+        GRE packets carrying less than an Ethernet header are counted and
+        dropped, not handed to the bridge.
+        """
+        harness = self.make()
+        good = udp_frame(b"after")
+        for number, runt in enumerate((b"", b"12345", bytes(13))):
+            gre = GRE(proto=0x6558, key_present=1, key=KEY, seqnum_present=1)
+            gre.sequence_number = number
+            harness.inject(bytes(gre / runt))
+        harness.inject(_gre(good, sequence=3))
+        harness.wait_readable()
+        harness.port.doRead()
+        assert harness.received == [(7, good)]
+        assert harness.port.counters.rx_frames == 1
+        if harness.engine:
+            assert harness.port.endpoint.counters["runt-frame"] == 3
+        else:
+            assert harness.port.counters.decode_errors == {"gre": 3}
+            assert harness.port.counters.rx_dropped == 3
+
     def test_send_into_tunnel(self):
         """
         A frame sent to a member leaves as GRE to the tunnel's remote with

@@ -131,6 +131,24 @@ class TestDecapsulate:
         with pytest.raises(DecodeError, match="checksum"):
             _table().decapsulate(REMOTE, damaged)
 
+    @pytest.mark.parametrize("frame", [b"", b"12345", bytes(13)])
+    def test_runt_frame_rejected(self, frame):
+        """
+        A payload shorter than an Ethernet header is malformed.
+        """
+        packet = _scapy_gre(b"", key_present=1, key=KEY)[:8] + frame
+        with pytest.raises(DecodeError, match="shorter than the 14-byte Ethernet header"):
+            _table().decapsulate(REMOTE, packet)
+
+    @pytest.mark.parametrize("size", [14, 60])
+    def test_all_zero_frame_rejected(self, size):
+        """
+        A frame whose Ethernet header is all zero is malformed.
+        """
+        packet = _scapy_gre(b"", key_present=1, key=KEY)[:8] + bytes(size)
+        with pytest.raises(DecodeError, match="all zero"):
+            _table().decapsulate(REMOTE, packet)
+
     def test_without_key_matches_key_zero(self):
         """
         A packet without a key belongs to the tunnel with key 0.

@@ -211,6 +211,7 @@ def gre_hop(
     budget: int = 64,
     tap_queue: int | None = None,
     keepalive: float | None = None,
+    max_frame: int = 1618,
 ):
     """
     Hosts A and B each behind their own forwarder; the forwarders are
@@ -232,6 +233,9 @@ def gre_hop(
         kernel's default.
     @param keepalive: keepalive period of the tunnels in seconds (tunnel
         engine only), or L{None} for none.
+    @param max_frame: the forwarders' largest frame; the default lets the
+        hosts raise their devices to a 1600-byte MTU, one VLAN tag
+        included.
     """
     keepalive_option = [] if keepalive is None else ["--keepalive", str(keepalive)]
     with namespaces("ha", "hb", "fa", "fb") as (a, b, forward_a, forward_b):
@@ -264,6 +268,8 @@ def gre_hop(
                     endpoint,
                     "--path-mtu",
                     str(WAN_MTU),
+                    "--max-frame",
+                    str(max_frame),
                     *_queue_option(tap_queue),
                     *keepalive_option,
                 )
