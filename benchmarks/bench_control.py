@@ -49,6 +49,13 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from twisted.internet import defer, task
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
 
 from roaming.control import pki
 from roaming.control.actions import AddL3Entry, AddStaticEntry
@@ -74,26 +81,46 @@ SC_ADDRESS = "127.0.0.1"
 # Generous bounds so that the benchmark ends even when something is stuck.
 PHASE_LIMIT = 600.0
 POLL_INTERVAL = 0.02
+# Clients handled per reactor turn while generating the workload.
+CHUNK = 200
+# Long enough that a loaded machine does not abort connections mid-run.
+SETTINGS = ConnectionSettings(idle_timeout=300.0, max_queued=1_000_000)
 
 
 def ap_address(index: int) -> str:
     return f"127.1.{index // 250}.{index % 250 + 1}"
 
 
+# APs share subnets, as they do in a building: an SC registers every AP
+# subnet with the primary in one ScRegister, which holds at most
+# roaming.control.messages.MAX_SUBNETS (256) subnets.
+APS_PER_SUBNET = 10
+
+
 def ap_subnet(index: int) -> IPv4Network:
-    return IPv4Network(f"10.{index // 256}.{index % 256}.0/24")
+    subnet = index // APS_PER_SUBNET
+    return IPv4Network(f"10.{subnet // 64}.{subnet % 64 * 4}.0/22")
 
 
 def client_mac(number: int) -> bytes:
     return bytes([2, 0]) + number.to_bytes(4, "big")
 
 
-def client_ip(home: int, slot: int) -> IPv4Address:
-    return ap_subnet(home).network_address + 10 + slot
+def client_ip(home: int, slot: int, per_ap: int) -> IPv4Address:
+    return ap_subnet(home).network_address + 10 + (home % APS_PER_SUBNET) * per_ap + slot
 
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def start_logging() -> None:
+    """
+    Send warnings and errors of a child process to its standard error.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
 def raise_file_limit() -> None:
@@ -147,6 +174,7 @@ def run_sc(arguments) -> None:
     from twisted.internet import reactor
 
     raise_file_limit()
+    start_logging()
     directory = Path(arguments.dir)
     credentials = load_credentials(
         directory / "sc.crt", directory / "sc.key", directory / "ca.crt", now=utc_now()
@@ -168,12 +196,11 @@ def run_sc(arguments) -> None:
     def data_plane(action) -> None:
         counts["data_plane"] += 1
 
-    settings = ConnectionSettings(max_queued=1_000_000)
     node = ControlNode(
         ServiceControllerBinding(controller),
         clock=reactor,
         data_plane=data_plane,
-        settings=settings,
+        settings=SETTINGS,
     )
     service = ControlService(
         node,
@@ -205,7 +232,6 @@ class SimulatedAccessPoints:
         self.nodes: list[ControlNode] = []
         self.services: list[ControlService] = []
         self.add_traveler_seen = 0
-        settings = ConnectionSettings(max_queued=1_000_000)
         for index in range(count):
             address = ap_address(index)
             access_point = AccessPoint(
@@ -219,7 +245,7 @@ class SimulatedAccessPoints:
                 AccessPointBinding(access_point),
                 clock=reactor,
                 data_plane=self._data_plane,
-                settings=settings,
+                settings=SETTINGS,
             )
             service = ControlService(
                 node,
@@ -262,7 +288,19 @@ class SimulatedAccessPoints:
         for node in self.nodes:
             for code, count in node.counters.remote_errors.items():
                 total[code.decode()] = total.get(code.decode(), 0) + count
+            for name in ("idle_timeouts", "identify_timeouts", "queue_overflows"):
+                total[name] = total.get(name, 0) + getattr(node.counters, name)
         return total
+
+
+def associate(simulated: SimulatedAccessPoints, index: int, number: int, address) -> None:
+    """
+    Associate client C{number} with AP C{index} and report its IP address.
+    """
+    access_point, node = simulated.access_points[index], simulated.nodes[index]
+    mac = client_mac(number)
+    node.run(lambda now: access_point.station_associated(mac, now))
+    node.run(lambda now: access_point.client_ip_seen(mac, address, now, prefix=22))
 
 
 @defer.inlineCallbacks
@@ -289,21 +327,22 @@ def run_workload(reactor, arguments, port: int):
     results["sc_after_connect"] = read_proc(sc_pid)
 
     per_ap = arguments.clients // arguments.aps
+    if arguments.aps % APS_PER_SUBNET or arguments.aps < 2 * APS_PER_SUBNET or per_ap > 100:
+        raise SystemExit(
+            f"--aps must be a multiple of {APS_PER_SUBNET}, at least {2 * APS_PER_SUBNET},"
+            " with at most 100 clients per AP"
+        )
     clients = [(home, slot) for home in range(arguments.aps) for slot in range(per_ap)]
 
     # Phase 1: associations at home.
     before = read_proc(sc_pid)
     started = time.monotonic()
-    for number, (home, slot) in enumerate(clients):
-        access_point, node = simulated.access_points[home], simulated.nodes[home]
-        mac = client_mac(number)
-        node.run(lambda now, ap=access_point, mac=mac: ap.station_associated(mac, now))
-        address = client_ip(home, slot)
-        node.run(
-            lambda now, ap=access_point, mac=mac, address=address: ap.client_ip_seen(
-                mac, address, now, prefix=24
-            )
-        )
+    for chunk_start in range(0, len(clients), CHUNK):
+        for number in range(chunk_start, min(chunk_start + CHUNK, len(clients))):
+            home, slot = clients[number]
+            associate(simulated, home, number, client_ip(home, slot, per_ap))
+        # Let the reactor send, receive and run keepalives between chunks.
+        yield task.deferLater(reactor, 0, lambda: None)
     sent_s = time.monotonic() - started
     yield wait_until(reactor, simulated.idle, "the association answers")
     elapsed = time.monotonic() - started
@@ -321,17 +360,12 @@ def run_workload(reactor, arguments, port: int):
     before = read_proc(sc_pid)
     simulated.add_traveler_seen = 0
     started = time.monotonic()
-    for number, (home, slot) in enumerate(clients):
-        foreign = (home + 1) % arguments.aps
-        access_point, node = simulated.access_points[foreign], simulated.nodes[foreign]
-        mac = client_mac(number)
-        node.run(lambda now, ap=access_point, mac=mac: ap.station_associated(mac, now))
-        address = client_ip(home, slot)
-        node.run(
-            lambda now, ap=access_point, mac=mac, address=address: ap.client_ip_seen(
-                mac, address, now, prefix=24
-            )
-        )
+    for chunk_start in range(0, len(clients), CHUNK):
+        for number in range(chunk_start, min(chunk_start + CHUNK, len(clients))):
+            home, slot = clients[number]
+            foreign = (home + APS_PER_SUBNET) % arguments.aps
+            associate(simulated, foreign, number, client_ip(home, slot, per_ap))
+        yield task.deferLater(reactor, 0, lambda: None)
     sent_s = time.monotonic() - started
     yield wait_until(
         reactor,
@@ -360,6 +394,7 @@ def run_workload(reactor, arguments, port: int):
 
 def run_aps(arguments) -> None:
     raise_file_limit()
+    start_logging()
     gc.freeze()
     task.react(lambda reactor: run_workload(reactor, arguments, arguments.port))
 
@@ -481,6 +516,7 @@ def run_convergence(reactor, arguments):
 
 def run_converge(arguments) -> None:
     raise_file_limit()
+    start_logging()
     task.react(lambda reactor: run_convergence(reactor, arguments))
 
 
@@ -522,7 +558,11 @@ def run_all(arguments) -> None:
             results["sc"] = json.loads(output.strip().splitlines()[-1])
         finally:
             sc.terminate()
-            sc.wait(timeout=30)
+            try:
+                sc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sc.kill()
+                sc.wait(timeout=30)
 
         converge = start_child("converge", *common, "--scs", str(arguments.scs))
         output, _ = converge.communicate(timeout=PHASE_LIMIT)
