@@ -312,8 +312,9 @@ class GreTunnelTable:
 
         @raise DecodeError: truncated header, non-zero version, any of
             reserved bits 1, 4 and 5 set, a protocol type other than 0x6558,
-            a wrong checksum, or a payload that is no Ethernet frame: shorter
-            than the Ethernet header, or with a header that is all zero.
+            or a wrong checksum. Also for a payload that is no Ethernet
+            frame: shorter than the Ethernet header, or with an all-zero
+            header.
         """
         if len(gre_packet) < 4:
             raise DecodeError(PROTOCOL, f"header of {len(gre_packet)} bytes is shorter than 4")

@@ -36,7 +36,14 @@ layout, the MTU arithmetic, the default DSCP table and the keepalive format.
 """
 
 from roaming.codec.gre import GRE_UDP_PORT
-from roaming.tunnel.endpoint import COUNTER_NAMES, GreEndpoint, Outgoing, Transport, TunnelState
+from roaming.tunnel.endpoint import (
+    COUNTER_NAMES,
+    DEFAULT_MAX_FRAME_SIZE,
+    GreEndpoint,
+    Outgoing,
+    Transport,
+    TunnelState,
+)
 from roaming.tunnel.framing import max_inner_frame, tunnel_overhead
 from roaming.tunnel.key import MAX_VSC_ID, TunnelKey, pack_key, unpack_key
 from roaming.tunnel.liveness import LinkState, TunnelDown, TunnelUp
@@ -44,6 +51,7 @@ from roaming.tunnel.qos import DEFAULT_PCP_TO_DSCP
 
 __all__ = [
     "COUNTER_NAMES",
+    "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_PCP_TO_DSCP",
     "GRE_UDP_PORT",
     "MAX_VSC_ID",

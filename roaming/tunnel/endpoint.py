@@ -831,6 +831,7 @@ class GreEndpoint:
         ):
             self.counters["keepalive-invalid"] += 1
             return
+
         if self._raw:
             identification = self._identification
             self._identification = (identification + 1) & 0xFFFF

@@ -230,11 +230,12 @@ def icmp_error_allowed(frame: bytes, ip_offset: int) -> bool:
     Decide whether an ICMP error may be sent about the IPv4 packet at
     C{ip_offset} in the Ethernet frame C{frame}.
 
-    RFC 1122 section 3.2.2 forbids an error about a packet that is itself
-    an ICMP error, a non-initial fragment, sent to a link-layer broadcast or
-    multicast address or to an IPv4 multicast or broadcast address, or whose
-    source is not a single host (0.0.0.0, loopback, multicast, class E or
-    broadcast). A frame shorter than its IPv4 header gets no error either.
+    RFC 1122 section 3.2.2 forbids an error about an ICMP error and about a
+    non-initial fragment. It forbids one about a packet sent to a link-layer
+    broadcast or multicast address or to an IPv4 multicast or broadcast
+    address, too. Nor may one go to a source that is not a single host
+    (0.0.0.0, loopback, multicast, class E or broadcast). A frame shorter
+    than its IPv4 header gets no error either.
     """
     header_length = (frame[ip_offset] & 0x0F) * 4
     if len(frame) < ip_offset + max(header_length, IPV4_HEADER_LENGTH):
