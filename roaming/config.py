@@ -15,6 +15,7 @@ import ipaddress
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,7 +27,11 @@ from roaming.errors import RoamingError
 
 __all__ = [
     "DEFAULT_CONTROL_PORT",
+    "MIN_CONTROL_TIMER",
+    "MIN_GRE_KEEPALIVE",
+    "MIN_RECONNECT",
     "ROLES",
+    "SQLITE_HEADER",
     "BridgeConfig",
     "Config",
     "ConfigError",
@@ -52,6 +57,12 @@ ROLES = ("sc", "ap")
 DEFAULT_CONTROL_PORT = 7443
 # IANA port for GRE-in-UDP (RFC 8086 section 3).
 DEFAULT_GRE_UDP_PORT = 4754
+# Shortest control timers (seconds): the reactor runs timers late by
+# milliseconds under load, so a shorter keepalive or handshake timer makes
+# connections flap.
+MIN_CONTROL_TIMER = 0.1
+MIN_RECONNECT = 0.01
+MIN_GRE_KEEPALIVE = 0.01
 # Linux IFNAMSIZ is 16 bytes including the terminating NUL.
 MAX_INTERFACE_NAME = 15
 
@@ -375,15 +386,25 @@ class _Table:
             return None
         return value
 
-    def duration(self, key: str, default: Any = _REQUIRED) -> float | None:
+    def duration(
+        self, key: str, default: Any = _REQUIRED, minimum: float | None = None
+    ) -> float | None:
         """
-        Read a positive, finite number of seconds.
+        Read a positive, finite number of seconds, at least C{minimum} if
+        given.
         """
         value = self._get(key, default, "a number of seconds", _is_number)
         if value is None or value is default:
             return value
         if not math.isfinite(value) or value <= 0:
             self.problem(key, f"invalid value {value}: expected a number of seconds > 0")
+            return None
+        if minimum is not None and value < minimum:
+            self.problem(
+                key,
+                f"invalid value {value}: expected at least {minimum} s, because a shorter "
+                f"timer fires on ordinary scheduling delays",
+            )
             return None
         return float(value)
 
@@ -402,16 +423,21 @@ class _Table:
 
     def address(self, key: str, default: Any = _REQUIRED) -> ipaddress.IPv4Address | None:
         """
-        Read an IPv4 address in dotted-quad form.
+        Read an IPv4 unicast address in dotted-quad form.
         """
         value = self.string(key, default)
         if value is None or value is default:
             return value
         try:
-            return ipaddress.IPv4Address(value)
+            address = ipaddress.IPv4Address(value)
         except ValueError:
             self.problem(key, f"invalid IPv4 address {value!r}")
             return None
+        kind = _non_unicast_kind(address)
+        if kind is not None:
+            self.problem(key, f"invalid address {value!r}: {kind}, expected a unicast address")
+            return None
+        return address
 
     def network(self, key: str) -> ipaddress.IPv4Network | None:
         """
@@ -545,6 +571,19 @@ class _Reader:
             self.problem("ports", f"expected a table, got {_describe(self.document['ports'])}")
 
 
+def _non_unicast_kind(address: ipaddress.IPv4Address) -> str | None:
+    # RFC 1122 section 3.2.1.3 forbids these as a host's address.
+    if address.is_unspecified:
+        return "the unspecified address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_reserved:
+        return "a reserved or broadcast address"
+    return None
+
+
 def _is_integer(value: Any) -> bool:
     # TOML booleans are Python bools, which are ints; they are not integers here.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -585,6 +624,13 @@ def _read_node(reader: _Reader) -> NodeConfig | None:
     if None in (name, address, prefix, interface):
         return None
     node = NodeConfig(name, address, prefix, gateway, interface)
+    if prefix <= 30 and address in (node.network.network_address, node.network.broadcast_address):
+        table.problem(
+            "address",
+            f"invalid value {str(address)!r}: the network or broadcast address of "
+            f"{node.network}; choose a host address",
+        )
+        return None
     if gateway is not None and (gateway not in node.network or gateway == address):
         table.problem(
             "gateway",
@@ -616,11 +662,11 @@ def _read_control(reader: _Reader, node: NodeConfig | None) -> ControlConfig | N
         if controller is not None and node is not None and controller == node.address:
             table.problem("controller", "invalid value: an AP cannot be its own controller")
             controller = None
-    interval = table.duration("keepalive_interval", 1.0)
+    interval = table.duration("keepalive_interval", 1.0, MIN_CONTROL_TIMER)
     misses = table.integer("keepalive_misses", 1, 100, 3)
-    handshake = table.duration("handshake_timeout", 5.0)
-    initial = table.duration("reconnect_initial", 0.1)
-    maximum = table.duration("reconnect_max", 10.0)
+    handshake = table.duration("handshake_timeout", 5.0, MIN_CONTROL_TIMER)
+    initial = table.duration("reconnect_initial", 0.1, MIN_RECONNECT)
+    maximum = table.duration("reconnect_max", 10.0, MIN_RECONNECT)
     table.reject_unless("primary", "sc")
     table.reject_unless("controller", "ap")
     table.finish()
@@ -647,6 +693,12 @@ def _read_subnets(reader: _Reader, node: NodeConfig | None) -> tuple[SubnetConfi
         else:
             table.reject_unless("vlan", "ap")
         table.finish()
+        if network is not None and network.prefixlen == 0:
+            table.problem(
+                "network",
+                f"invalid network {network}: a subnet needs a prefix length of 1 to 32",
+            )
+            network = None
         if network is None or vlan is None:
             failed = True
             continue
@@ -715,7 +767,7 @@ def _read_database(reader: _Reader) -> DatabaseConfig | None:
 
 def _read_bridge(reader: _Reader) -> BridgeConfig | None:
     table = reader.section("bridge")
-    aging = table.duration("aging_time", 300.0)
+    aging = table.duration("aging_time", 300.0, 1.0)
     max_entries = table.integer("max_entries", 16, None, 8192)
     max_l3 = table.integer("max_l3_entries", 1, None, 1024)
     table.finish()
@@ -753,7 +805,7 @@ def _read_gre(reader: _Reader) -> GREConfig | None:
     # SC-to-SC tunnels use udp_port + 1, which must be a port too.
     udp_port = table.integer("udp_port", 1, 65534, DEFAULT_GRE_UDP_PORT)
     mtu = table.integer("mtu", 576, 9000, 1500)
-    interval = table.duration("keepalive_interval", 1.0)
+    interval = table.duration("keepalive_interval", 1.0, MIN_GRE_KEEPALIVE)
     misses = table.integer("keepalive_misses", 1, 100, 3)
     sequence = table.boolean("sequence", False)
     table.finish()
@@ -800,6 +852,55 @@ def _read_roamctl(reader: _Reader, node: NodeConfig | None) -> RoamctlConfig | N
     return RoamctlConfig(socket)
 
 
+def _check_interfaces(
+    reader: _Reader,
+    node: NodeConfig | None,
+    lan: LANPortConfig | None,
+    radio: RadioConfig | None,
+    vscs: tuple[VSCConfig, ...] | None,
+) -> None:
+    # The node's own TAP interface is created by the daemon, so it cannot
+    # be an interface that carries a port.
+    if node is None:
+        return
+    taken = {}
+    if lan is not None:
+        taken[lan.interface] = "ports.lan.interface"
+    if radio is not None:
+        taken.setdefault(radio.interface, "ports.radio.interface")
+    for index, vsc in enumerate(vscs or ()):
+        taken.setdefault(vsc.interface, f"vsc[{index}].interface")
+        if lan is not None and vsc.vlan:
+            taken.setdefault(lan.interface_for_vlan(vsc.vlan), "ports.lan.interface")
+    other = taken.get(node.interface)
+    if other is not None:
+        reader.problem(
+            "node.interface",
+            f"invalid value {node.interface!r}: {other} uses it too; the daemon creates "
+            f"node.interface as its own TAP, so give it an unused name such as 'rmbr0'",
+        )
+
+
+def _check_metrics_port(
+    reader: _Reader,
+    role: str,
+    node: NodeConfig | None,
+    control: ControlConfig | None,
+    metrics: MetricsConfig | None,
+) -> None:
+    # An SC listens for control connections on node.address.
+    if role != "sc" or None in (node, control, metrics) or not metrics.enabled:
+        return
+    if metrics.port != control.port:
+        return
+    if metrics.host in ("0.0.0.0", str(node.address)):
+        reader.problem(
+            "metrics.listen",
+            f"invalid value '{metrics.host}:{metrics.port}': control.port {control.port} "
+            f"listens on {node.address} already; choose another port",
+        )
+
+
 def parse(text: str, role: str, path: Path | str = "<string>") -> Config:
     """
     Parse and check the configuration C{text} of daemon C{role} (C{"sc"} or
@@ -831,6 +932,8 @@ def parse(text: str, role: str, path: Path | str = "<string>") -> Config:
     metrics = _read_metrics(reader)
     roamctl = _read_roamctl(reader, node)
     reader.finish()
+    _check_interfaces(reader, node, lan, radio, vscs)
+    _check_metrics_port(reader, role, node, control, metrics)
 
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -868,17 +971,98 @@ def load(path: Path | str, role: str) -> Config:
 
 def check_files(config: Config) -> None:
     """
-    Check that the TLS files of C{config} exist and are readable, so that a
-    daemon stops at start rather than on its first connection.
+    Check the files and directories that C{config} names before anything
+    is opened: the TLS files, the client database and the roamctl socket's
+    path. A daemon then stops at start with the key at fault rather than
+    with an error from SQLite or the socket layer.
 
-    @raise ConfigError: naming each missing or unreadable file.
+    @raise ConfigError: naming each key whose file cannot be used.
     """
     problems = []
+
+    def problem(key: str, reason: str) -> None:
+        problems.append(Problem(str(config.path), key, reason))
+
     for key in ("ca", "certificate", "key"):
-        path: Path = getattr(config.tls, key)
-        if not path.is_file():
-            problems.append(Problem(str(config.path), f"tls.{key}", f"file not found: {path}"))
-        elif not os.access(path, os.R_OK):
-            problems.append(Problem(str(config.path), f"tls.{key}", f"file not readable: {path}"))
+        reason = _unreadable_file(getattr(config.tls, key))
+        if reason is not None:
+            problem(f"tls.{key}", reason)
+    if config.database is not None and config.database.path != ":memory:":
+        reason = _unusable_database(Path(config.database.path))
+        if reason is not None:
+            problem("database.path", reason)
+    reason = _unusable_socket_path(config.roamctl.socket)
+    if reason is not None:
+        problem("roamctl.socket", reason)
     if problems:
         raise ConfigError(problems)
+
+
+# The first 16 bytes of every SQLite 3 database file (sqlite.org/fileformat.html, 1.3).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _unreadable_file(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"file not found: {path}"
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror}"
+    if not stat.S_ISREG(mode):
+        return f"not a regular file: {path} is {_file_kind(mode)}; give the path of a PEM file"
+    if not os.access(path, os.R_OK):
+        return f"file not readable: {path}; check its owner and mode"
+    return None
+
+
+def _unusable_database(path: Path) -> str | None:
+    directory = path.parent
+    if not directory.is_dir():
+        return f"directory {directory} not found; create it or choose another path"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {directory} not writable; SQLite creates its journal there"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot use {path}: {error.strerror}"
+    if not stat.S_ISREG(mode):
+        return f"not a regular file: {path} is {_file_kind(mode)}; give a database file path"
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror}; check its owner and mode"
+    if header and header != SQLITE_HEADER:
+        return f"{path} is not an SQLite database; move it away or choose another path"
+    return None
+
+
+def _unusable_socket_path(path: Path) -> str | None:
+    if path.is_dir():
+        return f"{path} is a directory; give the path of the socket file inside it"
+    # The daemon creates missing directories, so check the nearest one that exists.
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory; give a socket path in a writable directory"
+    # Root may write to /proc and /sys by os.access, but cannot bind a socket there.
+    pseudo = existing.resolve().parts[1:2] in (("proc",), ("sys",))
+    if pseudo or not os.access(existing, os.W_OK | os.X_OK):
+        return f"directory {existing} not writable; give a socket path in a writable directory"
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
