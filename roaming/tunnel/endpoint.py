@@ -668,8 +668,9 @@ class GreEndpoint:
             receiver = tunnel.receiver
             if receiver is not None:
                 if not flags & _FLAG_SEQUENCE:
-                    # RFC 2890 section 2.2: a receiver that expects numbers
-                    # drops packets without them, as Linux's ip_gre does.
+                    # A tunnel that expects numbers takes none without
+                    # them, as Linux's ip_tunnel_rcv does for its GRE
+                    # devices (net/ipv4/ip_tunnel.c).
                     counters["sequence-missing"] += 1
                     return None
                 verdict = receiver.check(_WORD.unpack_from(packet, data - 4)[0])
