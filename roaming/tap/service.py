@@ -10,8 +10,11 @@ before it opens anything, with the file, key and reason on one line each.
 L{NodeService} starts, in order: the data path (bridges, ports, own
 address, GRE), the control plane, the roamctl socket and the metrics
 endpoint; it stops them in the opposite order. A failure while starting is
-logged and stops the reactor, because twistd would otherwise go on running
-a half-started daemon.
+logged and stops the reactor with exit status 1, because twistd would
+otherwise go on running a half-started daemon. An operating system or
+database error is logged as one line, C{FILE: KEY: reason}, naming the
+configuration key to change (L{roaming.tap.startup}); any other error is
+logged with its traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 from typing import Any
 
 from twisted.application import internet
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python import usage
@@ -37,6 +40,7 @@ from roaming.tap.devices import Devices, SystemDevices
 from roaming.tap.localapi import local_api_service
 from roaming.tap.node import NodeDatapath
 from roaming.tap.stages import StageLog
+from roaming.tap.startup import describe_start_failure
 
 __all__ = ["DRAIN_TIME", "EXIT_START_FAILED", "NodeOptions", "NodeService", "connection_settings"]
 
@@ -156,6 +160,9 @@ class NodeService(MultiService):
         self._stop_reactor_on_failure = stop_reactor_on_failure
         self._operations: list[Any] = []
         self.local_api: Any = None
+        self.start_problem: config_module.Problem | None = None
+        self._stage = "ports"
+        self._stages_of_children: dict[int, str] = {}
 
     # Role hooks
 
@@ -203,11 +210,7 @@ class NodeService(MultiService):
             self._start()
         except BaseException as error:
             self.start_failure = error
-            self.log.failure(
-                "roaming-{role} {name} failed to start",
-                role=self.config.role,
-                name=self.config.node.name,
-            )
+            self._log_start_failure(error)
             self._stop_everything()
             if self._stop_reactor_on_failure:
                 # twistd exits with status 0 when the reactor stops; leave
@@ -217,6 +220,27 @@ class NodeService(MultiService):
                 self.reactor.callWhenRunning(self.reactor.stop)
             return
 
+    def _log_start_failure(self, error: BaseException) -> None:
+        problem = describe_start_failure(self.config, self._stage, error)
+        if problem is None:
+            # Not a setting: most likely a bug, so keep the traceback.
+            self.log.failure(
+                "roaming-{role} {name} failed to start: {error}",
+                role=self.config.role,
+                name=self.config.node.name,
+                error=repr(error),
+            )
+            return
+        self.start_problem = problem
+        # One line with the key to change, and as a plain string field so
+        # that JSON log observers keep it.
+        self.log.critical(
+            "roaming-{role} {name} failed to start: {problem}",
+            role=self.config.role,
+            name=self.config.node.name,
+            problem=str(problem),
+        )
+
     def _start(self) -> None:
         self.log.info(
             "Starting roaming-{role} {name} at {address} from {path}",
@@ -225,12 +249,18 @@ class NodeService(MultiService):
             address=str(self.config.node.interface_address),
             path=str(self.config.path),
         )
+        self._stage = "ports"
         self.datapath.start()
         self.start_role()
+        self._stage = "database"
         self.control = self.build_control()
         self.control.setServiceParent(self)
         self._start_operations()
-        MultiService.startService(self)
+        # MultiService.startService, one child at a time, to know which failed.
+        Service.startService(self)
+        for child in self:
+            self._stage = self._stages_of_children.get(id(child), "control")
+            child.startService()
         self.started_at = self.reactor.seconds()
         self.after_start()
         self.log.info(
@@ -246,6 +276,7 @@ class NodeService(MultiService):
         api = local_api_service(self.reactor, self.config.roamctl.socket, views.make_views(self))
         api.setServiceParent(self)
         self._operations.append(api)
+        self._stages_of_children[id(api)] = "roamctl"
         self.local_api = api.factory
         metrics = self.config.metrics
         if metrics.enabled:
@@ -256,6 +287,7 @@ class NodeService(MultiService):
             )
             server.setServiceParent(self)
             self._operations.append(server)
+            self._stages_of_children[id(server)] = "metrics"
 
     def stopService(self) -> Any:
         """
@@ -282,5 +314,6 @@ class NodeService(MultiService):
         for child in list(self):
             child.disownServiceParent()
         self._operations.clear()
+        self._stages_of_children.clear()
         self.stop_role()
         self.datapath.stop()

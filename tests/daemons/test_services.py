@@ -333,3 +333,146 @@ class TestAPService:
         counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
         assert counters[("local_api_events", "event=rejected_connections")] == 0
         assert counters[("local_api_connections", "")] == 0
+
+
+class TestStartFailure:
+    """
+    An operating system or database error at start is logged as one line
+    naming the file and the configuration key, with no traceback.
+    """
+
+    def start_failing(self, tmp_path, role=sc, **changes):
+        from twisted.logger import Logger
+
+        service, reactor, _devices = build(role, example_config(tmp_path, role.Options.role))
+        events = []
+        service.log = Logger(observer=events.append)
+        for name, value in changes.items():
+            setattr(reactor, name, value)
+        service.startService()
+        failures = [event for event in events if "failed to start" in event["log_format"]]
+        assert len(failures) == 1
+        (event,) = failures
+        assert "log_failure" not in event
+        return service, event
+
+    def problem_line(self, event):
+        from twisted.logger import eventAsJSON, formatEvent
+
+        text = formatEvent(event)
+        assert "\n" not in text
+        # The line survives a JSON log observer (twist --log-format=json).
+        assert event["problem"] in eventAsJSON(event)
+        return text
+
+    def test_missing_interface_names_key(self, tmp_path, monkeypatch):
+        import errno
+
+        from twisted.internet.error import CannotListenError
+
+        from tests.daemons import fakes
+
+        def fail(sink):
+            raise CannotListenError(None, "eth0", OSError(errno.ENODEV, "No such device"))
+
+        monkeypatch.setattr(fakes, "_fail_start", fail)
+        service, _reactor, _devices = build(sc, example_config(tmp_path, "sc"), FakeDevices("eth0"))
+        from twisted.logger import Logger
+
+        events = []
+        service.log = Logger(observer=events.append)
+        service.startService()
+        (event,) = [event for event in events if "failed to start" in event["log_format"]]
+        line = self.problem_line(event)
+        path = tmp_path / "roaming-sc.toml"
+        assert f"{path}: ports.lan.interface: interface eth0 not found" in line
+        assert service.start_problem.key == "ports.lan.interface"
+
+    def test_own_interface_in_use_names_node_interface(self, tmp_path, monkeypatch):
+        import errno
+
+        from twisted.internet.error import CannotListenError
+
+        from tests.daemons import fakes
+
+        def fail(sink):
+            raise CannotListenError(None, "rmbr0", OSError(errno.EINVAL, "Invalid argument"))
+
+        monkeypatch.setattr(fakes, "_fail_start", fail)
+        service, _reactor, _devices = build(
+            sc, example_config(tmp_path, "sc"), FakeDevices("rmbr0")
+        )
+        service.startService()
+        assert service.start_problem.key == "node.interface"
+        assert "Invalid argument" in service.start_problem.reason
+
+    def test_metrics_address_missing(self, tmp_path):
+        import errno
+
+        from twisted.internet.error import CannotListenError
+
+        def listen_tcp(port, factory, backlog=50, interface=""):
+            error = OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+            raise CannotListenError(interface, port, error)
+
+        service, event = self.start_failing(tmp_path, listenTCP=listen_tcp)
+        line = self.problem_line(event)
+        assert service.start_problem.key == "metrics.listen"
+        assert "cannot listen on 127.0.0.1:9380" in line
+        assert "the node has no such address" in line
+
+    def test_roamctl_socket_failure(self, tmp_path):
+        import errno
+
+        from twisted.internet.error import CannotListenError
+
+        def listen_unix(address, factory, backlog=50, mode=0o666, wantPID=0):
+            raise CannotListenError(None, address, OSError(errno.EADDRINUSE, "Address in use"))
+
+        service, _event = self.start_failing(tmp_path, listenUNIX=listen_unix)
+        assert service.start_problem.key == "roamctl.socket"
+        assert "another program holds it" in service.start_problem.reason
+
+    def test_control_port_failure(self, tmp_path):
+        import errno
+
+        from twisted.internet.error import CannotListenError
+
+        def listen_ssl(port, factory, contextFactory, backlog=50, interface=""):
+            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address in use"))
+
+        service, _event = self.start_failing(tmp_path, listenSSL=listen_ssl)
+        assert service.start_problem.key == "control.port"
+        assert "10.1.0.2:7443" in service.start_problem.reason
+
+    def test_database_error_names_path(self, tmp_path):
+        import attrs
+
+        from roaming.config import DatabaseConfig
+
+        options = options_for(sc, example_config(tmp_path, "sc"))
+        directory = tmp_path / "clients.sqlite"
+        directory.mkdir()
+        loaded = attrs.evolve(options["config_object"], database=DatabaseConfig(str(directory)))
+        service = sc.SCService(
+            loaded,
+            options["credentials"],
+            reactor=DaemonReactor(),
+            devices=FakeDevices(),
+            stop_reactor_on_failure=False,
+        )
+        service.startService()
+        assert service.start_problem.key == "database.path"
+        assert str(directory) in service.start_problem.reason
+
+    def test_bug_keeps_traceback(self, tmp_path, monkeypatch):
+        from twisted.logger import Logger
+
+        service, _reactor, _devices = build(sc, example_config(tmp_path, "sc"))
+        events = []
+        service.log = Logger(observer=events.append)
+        monkeypatch.setattr(service, "start_role", lambda: 1 / 0)
+        service.startService()
+        (event,) = [event for event in events if "failed to start" in event["log_format"]]
+        assert "log_failure" in event
+        assert service.start_problem is None
