@@ -182,17 +182,18 @@ def utc_now():
 def write_pki(directory, nodes):
     """
     Create a CA and one certificate per C{(name, address)} in C{directory},
-    named as the etc/ examples expect: ca.pem, NAME.pem, NAME.key.
+    named as roaming-pki names them and the etc/ examples expect: ca.crt,
+    NAME.crt, NAME.key.
     """
     directory.mkdir(parents=True, exist_ok=True)
     now = utc_now()
     ca_certificate, ca_key = pki.create_ca("roaming test CA", now=now)
-    pki.write_certificate(directory / "ca.pem", ca_certificate)
+    pki.write_certificate(directory / "ca.crt", ca_certificate)
     for name, address in nodes:
         certificate, key = pki.issue_certificate(
             ca_certificate, ca_key, name, now=now, ip_addresses=[address]
         )
-        pki.write_certificate(directory / f"{name}.pem", certificate)
+        pki.write_certificate(directory / f"{name}.crt", certificate)
         pki.write_private_key(directory / f"{name}.key", key)
 
 
@@ -210,7 +211,7 @@ def example_config(tmp_path, role, **replacements):
         assert old in text, old
         text = text.replace(old, new)
     # Both daemons of one test must trust the same CA, so it is made once.
-    if not (tmp_path / "pki" / "ca.pem").exists():
+    if not (tmp_path / "pki" / "ca.crt").exists():
         write_pki(tmp_path / "pki", [("sc1", "10.1.0.2"), ("ap1", "10.1.0.11")])
     path = tmp_path / f"roaming-{role}.toml"
     path.write_text(text)

@@ -98,7 +98,7 @@ class TestExamples:
         assert loaded.control.primary == ipaddress.IPv4Address("10.1.0.2")
         assert loaded.control.controller is None
         assert loaded.database.path == "/var/lib/roaming/sc1.sqlite"
-        assert loaded.tls.ca == ETC / "pki" / "ca.pem"
+        assert loaded.tls.ca == ETC / "pki" / "ca.crt"
         assert loaded.metrics.port == 9380
         assert loaded.radio is None
         assert loaded.vscs == ()

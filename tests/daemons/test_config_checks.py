@@ -212,3 +212,19 @@ def test_unix_socket_unaffected(tmp_path):
     with socket.socket(socket.AF_UNIX) as stale:
         stale.bind(str(tmp_path / "run" / "sc1.sock"))
     assert checked(tmp_path, MINIMAL_SC) == []
+
+
+def test_examples_name_pki_output(tmp_path):
+    from roaming.control import pki
+    from tests.daemons.test_config import ETC
+
+    directory = tmp_path / "pki"
+    assert pki.main(["create-ca", "--dir", str(directory)]) == 0
+    for role, name, address in (("sc", "sc1", "10.1.0.2"), ("ap", "ap1", "10.1.0.11")):
+        issue = ["issue", "--ca-dir", str(directory), "--name", name, "--ip", address]
+        assert pki.main(issue) == 0
+        example = tmp_path / f"roaming-{role}.toml"
+        example.write_text((ETC / f"roaming-{role}.toml").read_text())
+        loaded = config.load(example, role)
+        for key in ("ca", "certificate", "key"):
+            assert getattr(loaded.tls, key).is_file(), (role, key)
