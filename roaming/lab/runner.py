@@ -509,13 +509,20 @@ class LabRun:
             },
         }
         report["ok"] = self._all_passed()
+        # The results come first: a plot that cannot be drawn loses only the plot.
+        if self.options.json_path is not None:
+            self.options.json_path.write_text(json.dumps(report, indent=2) + "\n")
         if self.options.plot_path is not None:
+            self._write_plot()
+        return report
+
+    def _write_plot(self) -> None:
+        try:
             from roaming.lab.plot import plot_timeline
 
             plot_timeline(self.options.plot_path, self._probe_records(), self.roams)
-        if self.options.json_path is not None:
-            self.options.json_path.write_text(json.dumps(report, indent=2) + "\n")
-        return report
+        except (ImportError, OSError) as error:
+            self.say(f"Plot not written to {self.options.plot_path}: {error}")
 
     def _all_passed(self) -> bool:
         """
