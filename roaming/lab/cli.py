@@ -12,6 +12,7 @@ its address, ARP, DHCP renewal and its TCP connection.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,6 +180,14 @@ def main(argv: Sequence[str] | None = None, output: TextIO | None = None) -> int
     """
     output = output or sys.stdout
     arguments = build_parser().parse_args(argv)
+    if arguments.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        # Checked before the lab starts, like the programs it needs.
+        print(
+            "roaming-lab: --plot needs matplotlib: install it with "
+            "pip install 'roaming[plot]', or run without --plot",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     options = LabOptions(
         clients=arguments.clients,
         rate=arguments.rate,
