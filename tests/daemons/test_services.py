@@ -476,3 +476,37 @@ class TestStartFailure:
         (event,) = [event for event in events if "failed to start" in event["log_format"]]
         assert "log_failure" in event
         assert service.start_problem is None
+
+
+def test_twist_start_failure_one_line(tmp_path):
+    """
+    Under C{twist} with JSON logs, a missing interface ends the daemon with
+    exit status 1 and one line naming the key, and no traceback.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    missing = f"rmcfg{os.getpid() % 100000}"
+    path = example_config(tmp_path, "sc", **{'interface = "eth0"': f'interface = "{missing}"'})
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "twisted", "--log-format=json", "roaming-sc"]
+    finished = subprocess.run(
+        [*command, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        cwd=tmp_path,
+    )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 1, output
+    assert "Traceback" not in output
+    expected = f"{path}: ports.lan.interface: interface {missing} not found"
+    lines = [line for line in output.splitlines() if expected in line]
+    # One plain line on stderr and the same text inside the JSON event.
+    assert len(lines) == 2, output
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    assert events[0]["problem"].startswith(expected)
