@@ -58,9 +58,9 @@ __all__ = [
 # A request is a short JSON object; anything longer is a client error.
 MAX_REQUEST_LENGTH = 1024
 # Requests answered per connection in one reactor turn. With 8, a burst of
-# 5,000 requests for a 300-row table stalled the reactor for at most 14 ms
-# (1.1 s without the bound), far inside the control plane's 1 s keepalive
-# interval (benchmarks/bench_localapi.py, 2 vCPU).
+# 5,000 requests for a 300-row table kept the longest reactor stall at
+# 15 to 28 ms (1.1 s without the bound), far inside the control plane's
+# 1 s keepalive interval (benchmarks/bench_localapi.py, 2 vCPU under load).
 MAX_LINES_PER_TURN = 8
 # Open roamctl connections; one more gets an error line and is closed.
 MAX_CONNECTIONS = 64
