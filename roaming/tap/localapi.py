@@ -15,8 +15,8 @@ module only serves them. The socket is created with mode 0600 because the
 views show client addresses.
 
 Local clients must not starve the control plane, so every connection is
-bounded: at most L{MAX_LINES_PER_TURN} requests are answered per reactor
-turn, nothing is read or answered while the peer leaves replies unread
+bounded: it serves at most L{MAX_LINES_PER_TURN} requests per reactor
+turn, it reads and serves nothing while the peer leaves replies unread
 (the transport's write buffer is full), a peer that reads nothing for
 L{STALL_TIMEOUT} seconds or sends nothing for L{IDLE_TIMEOUT} seconds is
 disconnected, and at most L{MAX_CONNECTIONS} connections are open. Each
@@ -57,7 +57,7 @@ __all__ = [
 
 # A request is a short JSON object; anything longer is a client error.
 MAX_REQUEST_LENGTH = 1024
-# Requests answered per connection in one reactor turn. With 8, a burst of
+# Requests served per connection in one reactor turn. With 8, a burst of
 # 5,000 requests for a 300-row table kept the longest reactor stall at
 # 15 to 28 ms (1.1 s without the bound), far inside the control plane's
 # 1 s keepalive interval (benchmarks/bench_localapi.py, 2 vCPU under load).
@@ -140,10 +140,10 @@ class LocalAPIProtocol(Protocol):
 
     The connection is a push producer registered with its own transport, so
     the transport pauses it while the peer leaves replies unread. While
-    paused, it reads nothing and answers nothing; a peer that reads no reply
-    for L{LocalAPIFactory.stall_timeout} seconds is disconnected. At most
-    L{MAX_LINES_PER_TURN} requests are answered per reactor turn, and
-    reading stops until the rest are answered, so that one client cannot
+    paused, it reads and serves nothing, and a peer that reads no reply for
+    L{LocalAPIFactory.stall_timeout} seconds is disconnected. It serves at
+    most L{MAX_LINES_PER_TURN} requests per reactor turn and stops reading
+    until the rest are served, so that one client cannot
     hold the reactor away from the control plane.
     """
 
@@ -179,18 +179,18 @@ class LocalAPIProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Buffer the bytes and answer the complete requests among them.
+        Buffer the bytes and respond to the complete requests among them.
         """
         if self._closing:
             return
         self._buffer += data
         self._reset_idle_timer()
         if self._batch_call is None and not self._paused_by_transport:
-            self._answer_batch()
+            self._serve_batch()
 
-    def _answer_batch(self) -> None:
+    def _serve_batch(self) -> None:
         self._batch_call = None
-        answered = 0
+        served = 0
         while not self._closing and not self._paused_by_transport:
             line, found, rest = self._buffer.partition(self.delimiter)
             if not found:
@@ -200,20 +200,20 @@ class LocalAPIProtocol(Protocol):
             if len(line) > self.MAX_LENGTH:
                 self._reject_oversized()
                 return
-            if answered == MAX_LINES_PER_TURN:
-                # Stop reading until the next turn has answered the rest.
+            if served == MAX_LINES_PER_TURN:
+                # Stop reading until the next turn has served the rest.
                 self.transport.pauseProducing()
                 self._batch_call = self.factory.reactor.callLater(0, self._resume_batch)
                 self.factory.count("deferred_batches")
                 return
             self._buffer = rest
-            answered += 1
+            served += 1
             response = self.factory.respond(line.rstrip(b"\r"))
             self.transport.write(_encode(response) + self.delimiter)
 
     def _resume_batch(self) -> None:
         self._batch_call = None
-        self._answer_batch()
+        self._serve_batch()
         if self._batch_call is None and not self._paused_by_transport and not self._closing:
             self.transport.resumeProducing()
 
@@ -237,7 +237,7 @@ class LocalAPIProtocol(Protocol):
 
     def pauseProducing(self) -> None:
         """
-        Stop reading and answering: the peer has left replies unread.
+        Stop reading and responding, because the peer has left replies unread.
         """
         if self._paused_by_transport:
             return
@@ -248,7 +248,7 @@ class LocalAPIProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         """
-        Answer the buffered requests and read again: the peer has read.
+        Respond to the buffered requests and read again, because the peer has read.
         """
         if not self._paused_by_transport:
             return
@@ -260,13 +260,13 @@ class LocalAPIProtocol(Protocol):
             return
         self._reset_idle_timer()
         if self._batch_call is None:
-            self._answer_batch()
+            self._serve_batch()
         if self._batch_call is None and not self._paused_by_transport and not self._closing:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
         """
-        Stop answering; the transport is closing.
+        Stop responding, because the transport is closing.
         """
         self._closing = True
 

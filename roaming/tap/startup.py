@@ -22,8 +22,8 @@ from roaming.config import Config, Problem
 
 __all__ = ["STAGES", "describe_start_failure"]
 
-# What a daemon starts, in order, and the key blamed when a step fails
-# without naming an interface.
+# Configuration key of each start step, in start order, for an error that
+# names no interface.
 STAGES = {
     "ports": "ports",
     "database": "database.path",

@@ -39,7 +39,7 @@ def replies(transport):
 
 class TestRequestsPerTurn:
     """
-    A burst of requests is answered a batch per reactor turn, with reading
+    A burst of requests is served one batch per reactor turn, with reading
     paused in between.
     """
 
@@ -76,7 +76,7 @@ class TestRequestsPerTurn:
 class TestUnreadReplies:
     """
     While the transport's write buffer is full, nothing is read or
-    answered, and a peer that never reads is disconnected.
+    served, and a peer that never reads is disconnected.
     """
 
     def test_pause_stops_answers(self):
