@@ -92,7 +92,7 @@ def ap_address(index: int) -> str:
 
 
 # APs share subnets, as they do in a building: an SC registers every AP
-# subnet with the primary in one ScRegister, which holds at most
+# subnet with the primary in one ScRegister, which carries at most
 # roaming.control.messages.MAX_SUBNETS (256) subnets.
 APS_PER_SUBNET = 10
 
@@ -520,6 +520,54 @@ def run_converge(arguments) -> None:
     task.react(lambda reactor: run_convergence(reactor, arguments))
 
 
+# The SC role object alone, without the network.
+
+
+def run_core(arguments) -> None:
+    """
+    Feed the association and roam messages straight to a ServiceController
+    and print its CPU time per operation for each kind of client database.
+    """
+    from roaming.control import messages
+
+    aps, per_ap = arguments.aps, arguments.clients // arguments.aps
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="rmbench-core-") as directory:
+        paths = {"none": None, "memory": ":memory:", "file": str(Path(directory) / "sc.sqlite")}
+        for name, path in paths.items():
+            controller = ServiceController(
+                IPv4Address(SC_ADDRESS),
+                ClientDatabase(path, max_clients=arguments.clients * 2),
+                primary=IPv4Address(SC_ADDRESS),
+                share_client_cache=False,
+                max_access_points=aps + 16,
+            )
+            controller.start(0.0)
+            addresses = [IPv4Address(ap_address(index)) for index in range(aps)]
+            for index, address in enumerate(addresses):
+                controller.receive(address, messages.ApRegister(address, [ap_subnet(index)]), 0.0)
+            timings = {}
+            for phase in ("associations", "roams"):
+                started = time.process_time()
+                for number in range(aps * per_ap):
+                    home, slot = divmod(number, per_ap)
+                    at = home if phase == "associations" else (home + APS_PER_SUBNET) % aps
+                    mac, address = client_mac(number), client_ip(home, slot, per_ap)
+                    sender = addresses[at]
+                    controller.receive(sender, messages.IappAdd(mac), 1.0)
+                    controller.receive(sender, messages.IappAdd(mac, address, 22), 1.0)
+                    if phase == "associations":
+                        notice = messages.ApDeleteTraveler(mac, address)
+                    else:
+                        notice = messages.ApAddTraveler(mac, address, 22)
+                    controller.receive(sender, notice, 1.0)
+                elapsed = time.process_time() - started
+                timings[phase] = round(elapsed / (aps * per_ap) * 1e6, 1)
+            controller.db.close()
+            results[name] = timings
+    print(json.dumps({"cpu_us_each": results}, indent=2))
+
+
 # The parent.
 
 
@@ -574,7 +622,9 @@ def run_all(arguments) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("role", nargs="?", default="all", choices=["all", "sc", "aps", "converge"])
+    parser.add_argument(
+        "role", nargs="?", default="all", choices=["all", "sc", "aps", "converge", "core"]
+    )
     parser.add_argument("--aps", type=int, default=1000, help="simulated APs")
     parser.add_argument("--clients", type=int, default=50_000, help="clients (a multiple of --aps)")
     parser.add_argument("--scs", type=int, default=20, help="SCs in the convergence run")
@@ -594,6 +644,8 @@ def main() -> None:
         run_aps(arguments)
     elif arguments.role == "converge":
         run_converge(arguments)
+    elif arguments.role == "core":
+        run_core(arguments)
     else:
         run_all(arguments)
 
