@@ -137,8 +137,9 @@ def test_roam_to_foreign_subnet(authority: TestAuthority) -> None:
 
 def test_return_home(authority: TestAuthority) -> None:
     """
-    A traveler that returns to its home AP ends the roam: SC1 tells SC2 to
-    drop the visitor, SC2 tells AP2, and AP1 stops tunnelling.
+    A traveler that returns to its home AP ends the roam: SC1 sends
+    MscDeleteVisitor to SC2, SC2 sends DeleteVisitor to AP2, and AP1 stops
+    tunnelling.
     """
     network = two_subnets(authority)
     associate(network, AP1, MAC, "10.1.0.50")
