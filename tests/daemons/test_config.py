@@ -614,7 +614,8 @@ class TestCheckFiles:
     def test_present_files_pass(self, tmp_path):
         for name in ("ca.pem", "sc1.pem", "sc1.key"):
             (tmp_path / name).write_text("x")
-        loaded = config.parse(MINIMAL_SC, "sc", tmp_path / "sc.toml")
+        text = MINIMAL_SC + f"[roamctl]\nsocket = '{tmp_path}/sc1.sock'\n"
+        loaded = config.parse(text, "sc", tmp_path / "sc.toml")
         config.check_files(loaded)
         assert loaded.tls.certificate.is_file()
 

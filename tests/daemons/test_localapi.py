@@ -43,7 +43,7 @@ class TestRequestsPerTurn:
     paused in between.
     """
 
-    def test_burst_answered_in_batches(self):
+    def test_burst_served_in_batches(self):
         _factory, protocol, transport, _clock = connect()
         protocol.dataReceived(REQUEST * 5000)
         assert len(replies(transport)) == localapi.MAX_LINES_PER_TURN
@@ -79,7 +79,7 @@ class TestUnreadReplies:
     served, and a peer that never reads is disconnected.
     """
 
-    def test_pause_stops_answers(self):
+    def test_pause_stops_replies(self):
         factory, protocol, transport, _clock = connect()
         protocol.pauseProducing()
         protocol.dataReceived(REQUEST * 10)
@@ -87,7 +87,7 @@ class TestUnreadReplies:
         assert transport.producerState == "paused"
         assert factory.counters["write_pauses"] == 1
 
-    def test_resume_answers_buffered(self):
+    def test_resume_serves_buffered(self):
         _factory, protocol, transport, _clock = connect()
         protocol.pauseProducing()
         protocol.dataReceived(REQUEST * 3)
