@@ -404,7 +404,9 @@ class LocalAPIFactory(Factory):
             return
         self._last_logged[kind] = now
         suppressed = self._suppressed.pop(kind, 0)
-        emit(message + " ({suppressed} more not logged)", suppressed=suppressed, **fields)
+        if suppressed:
+            message += " ({suppressed} more since the last such message)"
+        emit(message, suppressed=suppressed, **fields)
 
     def respond(self, line: bytes) -> dict[str, Any]:
         """
