@@ -18,6 +18,7 @@ import json
 import math
 import socket
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -190,6 +191,17 @@ def _timeout(text: str) -> float:
     return value
 
 
+def _requests_help() -> str:
+    lines = ["requests:"]
+    for name, text in REQUESTS.items():
+        lines.extend(
+            textwrap.wrap(
+                text, width=79, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12
+            )
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """
     Build the command-line parser.
@@ -197,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="roamctl",
         description="Show the state of a running roaming-sc or roaming-ap daemon.",
-        epilog="Requests: " + "; ".join(f"{name}: {text}" for name, text in REQUESTS.items()) + ".",
+        epilog=_requests_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -216,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=_timeout,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds to wait for the reply (default {DEFAULT_TIMEOUT})",
+        help=f"seconds to wait for the reply, a finite number > 0 (default {DEFAULT_TIMEOUT})",
     )
     parser.add_argument("request", choices=sorted(REQUESTS), help="what to show")
     return parser
