@@ -510,3 +510,39 @@ def test_twist_start_failure_one_line(tmp_path):
     assert len(lines) == 2, output
     events = [json.loads(line) for line in lines if line.startswith("{")]
     assert events[0]["problem"].startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("interface", "key"),
+    [
+        ("eth0", "ports.lan.interface"),
+        ("eth0.10", "ports.lan.interface"),
+        ("wlan0", "ports.radio.interface"),
+        ("wlan1", "vsc[1].interface"),
+        ("rmbr0", "node.interface"),
+    ],
+)
+def test_start_failure_key_of_interface(tmp_path, interface, key):
+    import errno
+
+    import attrs
+    from twisted.internet.error import CannotListenError
+
+    from roaming.config import VSCConfig
+    from roaming.tap.startup import describe_start_failure
+
+    loaded = options_for(ap, example_config(tmp_path, "ap"))["config_object"]
+    guests = VSCConfig(2, "guests", "guests", 10, "wlan1")
+    loaded = attrs.evolve(loaded, vscs=(*loaded.vscs, guests))
+    error = CannotListenError(None, interface, OSError(errno.ENODEV, "No such device"))
+    problem = describe_start_failure(loaded, "ports", error)
+    assert problem.key == key
+    assert problem.path == str(loaded.path)
+    assert interface in problem.reason
+
+
+def test_start_failure_other_error_not_described(tmp_path):
+    from roaming.tap.startup import describe_start_failure
+
+    loaded = options_for(sc, example_config(tmp_path, "sc"))["config_object"]
+    assert describe_start_failure(loaded, "ports", ZeroDivisionError()) is None
