@@ -11,6 +11,7 @@ import socketserver
 import threading
 
 import pytest
+from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
 from roaming import roamctl
@@ -102,7 +103,7 @@ class TestProtocol:
     """
 
     def connect(self):
-        protocol = LocalAPIFactory(VIEWS).buildProtocol(None)
+        protocol = LocalAPIFactory(VIEWS, reactor=task.Clock()).buildProtocol(None)
         transport = StringTransport()
         protocol.makeConnection(transport)
         return protocol, transport
