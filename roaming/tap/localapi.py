@@ -143,8 +143,8 @@ class LocalAPIProtocol(Protocol):
     paused, it reads and serves nothing, and a peer that reads no reply for
     L{LocalAPIFactory.stall_timeout} seconds is disconnected. It serves at
     most L{MAX_LINES_PER_TURN} requests per reactor turn and stops reading
-    until the rest are served, so that one client cannot
-    hold the reactor away from the control plane.
+    until the rest are served, so that one client cannot hold the reactor
+    away from the control plane.
     """
 
     delimiter = b"\n"
