@@ -4,7 +4,7 @@ Start-up failures of a daemon, described as configuration problems.
 
 A daemon's start can still fail after its configuration passed every
 check: an interface that does not exist, an address the node lacks, a
-port that another program holds. L{describe_start_failure} turns such an
+port that another program uses. L{describe_start_failure} turns such an
 error into one L{roaming.config.Problem} line, C{FILE: KEY: reason}, naming
 the configuration key to change, so the daemon can log that line and exit
 instead of printing a traceback.
@@ -34,7 +34,7 @@ STAGES = {
 
 # Hints for the errno values that a start-up error carries most often.
 _HINTS = {
-    errno.EADDRINUSE: "another program holds it; stop that program or choose another port",
+    errno.EADDRINUSE: "another program uses it; stop that program or choose another port",
     errno.EADDRNOTAVAIL: "the node has no such address; use one of its own addresses",
     errno.EACCES: "permission denied; run the daemon as root",
     errno.EPERM: "permission denied; run the daemon as root",

@@ -431,7 +431,7 @@ class TestStartFailure:
 
         service, _event = self.start_failing(tmp_path, listenUNIX=listen_unix)
         assert service.start_problem.key == "roamctl.socket"
-        assert "another program holds it" in service.start_problem.reason
+        assert "another program uses it" in service.start_problem.reason
 
     def test_control_port_failure(self, tmp_path):
         import errno
