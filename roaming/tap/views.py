@@ -268,6 +268,7 @@ def _control_samples(control: Any) -> Iterator[Sample]:
         yield Sample("control_errors_sent", value, labels={"code": code.decode("ascii")})
     yield Sample("control_messages_dropped", control.messages_dropped)
     yield Sample("control_action_errors", control.action_errors)
+    yield Sample("static_entry_errors", control.datapath.static_errors)
     up = sum(1 for peer in control.peers.values() if peer.connection is not None)
     yield Sample("control_peers_up", up, kind=GAUGE)
 

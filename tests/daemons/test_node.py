@@ -5,9 +5,12 @@ bridge rejects, and static entries that go with a tunnel.
 """
 
 import ipaddress
+import json
 
 from roaming.control import actions
 from roaming.tap import ap, sc
+from roaming.tap.localapi import LocalAPIFactory
+from roaming.tap.views import make_views
 from tests.daemons.fakes import OWN_MAC, example_config
 from tests.daemons.test_services import build
 
@@ -133,3 +136,14 @@ def test_own_mac_stays_on_own_port(tmp_path):
     devices.port("eth0").receive(frame(OWN_MAC, HOST))
     assert gre.sent == []
     assert devices.port("rmbr0").sent[-1] == (None, frame(OWN_MAC, HOST))
+
+
+def test_static_errors_counted_in_views(tmp_path):
+    service, _devices = start(tmp_path, sc, **{"# max_entries = 8192": "max_entries = 16"})
+    for index in range(16):
+        mac = bytes.fromhex(f"02aa000002{index:02x}")
+        service.datapath.apply(actions.AddStaticEntry(mac, SC_ONE, 0))
+    api = LocalAPIFactory(make_views(service))
+    reply = api.respond(json.dumps({"request": "counters"}).encode())
+    counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
+    assert counters[("static_entry_errors", "")] == 1
