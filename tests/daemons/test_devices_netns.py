@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.daemons.test_devices_netns -*-
 """
 L{roaming.tap.devices.SystemDevices} on a real interface, as root: a veth
-pair in a network namespace of the test's own, where the port isolation
-and the MAC address lookup run in a child process.
+pair in a network namespace that the test creates, where a child process
+isolates the port and looks up its MAC address.
 """
 
 import os
