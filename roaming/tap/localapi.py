@@ -59,8 +59,8 @@ __all__ = [
 MAX_REQUEST_LENGTH = 1024
 # Requests served per connection in one reactor turn. With 8, a burst of
 # 5,000 requests for a 300-row table kept the longest reactor stall at
-# 15 to 28 ms (1.1 s without the bound), far inside the control plane's
-# 1 s keepalive interval (benchmarks/bench_localapi.py, 2 vCPU under load).
+# 15 to 40 ms (1.1 to 1.2 s without the bound), far inside the control
+# plane's 1 s keepalive interval (docs/benchmarks.md, 2 vCPU under load).
 MAX_LINES_PER_TURN = 8
 # Open roamctl connections; one more gets an error line and is closed.
 MAX_CONNECTIONS = 64
