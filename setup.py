@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.11",
     # "twisted.plugins" is listed explicitly so that twistd finds our plugins;
     # there is deliberately no __init__.py under twisted/.
-    packages=find_packages(include=["roaming", "roaming.*"]) + ["twisted.plugins"],
+    packages=[*find_packages(include=["roaming", "roaming.*"]), "twisted.plugins"],
     package_data={"twisted": ["plugins/roaming_plugins.py"]},
     install_requires=[
         "Twisted[tls]>=24.3",
