@@ -37,6 +37,7 @@ __all__ = [
     "RemoveL3Entry",
     "RemoveStaticEntry",
     "RemoveStation",
+    "ReportProblem",
     "Send",
     "SendIappAddNotify",
     "SendLayer2Update",
@@ -95,6 +96,18 @@ class ConnectPeer(Action):
     """
 
     peer: IPv4Address
+
+
+@_action
+class ReportProblem(Action):
+    """
+    Log C{message} as an error. The role object returns it on every event
+    that meets the problem; the node logs it once per change of
+    C{message} for the same C{key}.
+    """
+
+    key: str
+    message: str
 
 
 @_action

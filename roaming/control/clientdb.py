@@ -18,9 +18,13 @@ L{ClientDatabase} stores three tables:
   - C{visitor}: on a foreign SC or AP, the visiting clients: the AP serving
     each and the client's home SC.
 
-Every row is written through to SQLite inside a transaction, so a restarted
-SC reopens the file and loses no client. Reads come from dictionaries
-loaded at open. An AP's cache can skip SQLite altogether (C{path=None}).
+Every change is written to SQLite at once. By default each change is its
+own transaction. With C{batched=True} the changes collect in one open
+transaction until L{ClientDatabase.flush} commits them (at the latest after
+C{max_batch} changes), so a caller that acknowledges a change only after
+C{flush} returns keeps the same guarantee: a restarted SC reopens the file
+and loses no acknowledged client. Reads come from dictionaries loaded at
+open. An AP's cache can skip SQLite altogether (C{path=None}).
 The schema version is SQLite's C{user_version}. Each table has a maximum
 size. A full C{client} table evicts the least recently updated client that
 is neither a traveler nor a visitor, and full traveler or visitor tables
@@ -207,13 +211,30 @@ class ClientDatabase:
         AP's cache, which needs no persistence).
     @param max_clients: maximum number of client rows, and separately of
         traveler rows and of visitor rows.
+    @param batched: whether changes wait in an open transaction for
+        L{flush} instead of each committing at once.
+    @param max_batch: changes after which a batched database commits
+        without waiting for L{flush}, bounding the work a crash can lose.
     """
 
-    def __init__(self, path: str | None = ":memory:", *, max_clients: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: str | None = ":memory:",
+        *,
+        max_clients: int = 100_000,
+        batched: bool = False,
+        max_batch: int = 10_000,
+    ) -> None:
         if max_clients < 1:
             raise ValueError(f"max_clients is {max_clients}; give at least 1")
+        if max_batch < 1:
+            raise ValueError(f"max_batch is {max_batch}; give at least 1")
         self.path = path
         self.max_clients = max_clients
+        self.batched = batched
+        self.max_batch = max_batch
+        #: Changes written since the last commit (always 0 when not batched).
+        self.uncommitted = 0
         # Clients in order of their last update, oldest first, so the
         # eviction candidate is found from the front.
         self._clients: dict[bytes, ClientRecord] = {}
@@ -267,27 +288,61 @@ class ClientDatabase:
 
     def _write(self, *statements: tuple[str, tuple]) -> None:
         """
-        Run C{statements} in one transaction, or do nothing without SQLite.
-        Callers change the dictionaries only after this returns, so a failed
-        write leaves memory and file alike unchanged.
+        Run C{statements} as one atomic change, or do nothing without
+        SQLite. Callers change the dictionaries only after this returns, so
+        a failed write leaves memory and file alike unchanged.
         """
         connection = self._connection
         if connection is None:
             return
-        # With isolation_level=None the connection is in autocommit mode, so
-        # "with connection" alone would not open a transaction: begin one
-        # explicitly and let the context manager commit or roll back.
-        connection.execute("BEGIN")
-        with connection:
+        if not self.batched:
+            # With isolation_level=None the connection is in autocommit
+            # mode, so "with connection" alone would not open a transaction:
+            # begin one explicitly and let the context manager commit or
+            # roll back.
+            connection.execute("BEGIN")
+            with connection:
+                for sql, parameters in statements:
+                    connection.execute(sql, parameters)
+            return
+        if not connection.in_transaction:
+            connection.execute("BEGIN")
+        # A savepoint per change keeps each change atomic inside the batch.
+        connection.execute("SAVEPOINT change")
+        try:
             for sql, parameters in statements:
                 connection.execute(sql, parameters)
+        except BaseException:
+            connection.execute("ROLLBACK TO change")
+            connection.execute("RELEASE change")
+            raise
+        connection.execute("RELEASE change")
+        self.uncommitted += 1
+        if self.uncommitted >= self.max_batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """
+        Commit the changes waiting in a batched database; without waiting
+        changes, do nothing.
+
+        @raise sqlite3.Error: if the commit fails. The changes stay in
+            memory but not in the file.
+        """
+        connection = self._connection
+        self.uncommitted = 0
+        if connection is not None and connection.in_transaction:
+            connection.commit()
 
     def close(self) -> None:
         """
-        Close the SQLite connection. Every change is already committed.
+        Commit the waiting changes and close the SQLite connection.
         """
         if self._connection is not None:
-            self._connection.close()
+            try:
+                self.flush()
+            finally:
+                self._connection.close()
 
     # Clients.
 

@@ -72,8 +72,12 @@ __all__ = [
     "parse_mac",
 ]
 
-#: Maximum number of subnets in one registration or announcement.
-MAX_SUBNETS = 256
+#: Maximum number of subnets in one registration or announcement: twice an
+#: SC with 1,000 APs, each with its own subnet. AMP limits one value to 65,535
+#: bytes, and each subnet takes at most 20 of them in an AMP list (a 2-byte
+#: length and up to 18 characters such as "255.255.255.255/32"), so 3,000
+#: subnets would still fit in one message.
+MAX_SUBNETS = 2048
 
 #: Maximum number of VLAN IDs an AP may register.
 MAX_VLANS = 4094

@@ -186,6 +186,13 @@ class ControlNode(Protocol):
         Note a connection that has closed.
         """
 
+    def commit_barrier(self) -> Deferred | None:
+        """
+        Return a Deferred that fires once the changes made so far are
+        stored durably, or C{None} if nothing waits. The answer to a message
+        waits for it, so a peer sees an answer only for a stored change.
+        """
+
 
 class _Phase(enum.Enum):
     CONNECTING = "connecting"
@@ -498,9 +505,11 @@ class ControlProtocol(amp.AMP):
             result = self.node.message_received(self, message)
         except Exception as error:
             return self._answer_error(message, error)
-        if isinstance(result, Deferred):
-            return result.addCallbacks(lambda _: {}, lambda f: self._answer_error(message, f.value))
-        return succeed({})
+        if not isinstance(result, Deferred):
+            result = self.node.commit_barrier()
+            if result is None:
+                return succeed({})
+        return result.addCallbacks(lambda _: {}, lambda f: self._answer_error(message, f.value))
 
     def _answer_error(self, message: Message, error: BaseException) -> Deferred:
         remote = wire_error(error) if isinstance(error, Exception) else None

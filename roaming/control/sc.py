@@ -30,6 +30,7 @@ from roaming.control.actions import (
     AddStaticEntry,
     ClearSourceEntry,
     RemoveStaticEntry,
+    ReportProblem,
     Send,
     SetSourceEntry,
     TunnelDown,
@@ -45,6 +46,7 @@ from roaming.control.clientdb import (
 )
 from roaming.control.discovery import DEFAULT_ROUND_TIMEOUT, DiscoveryClient, PrimaryRegistry
 from roaming.control.messages import (
+    MAX_SUBNETS,
     AddTraveler,
     ApAddTraveler,
     ApDeleteTraveler,
@@ -335,7 +337,23 @@ class ServiceController:
         subnets = set(self._configured_subnets)
         for ap in self.aps.nodes():
             subnets.update(self.aps.subnets_of(ap))
-        return self.discovery.set_subnets(sorted(subnets), now)
+        ordered = sorted(subnets)
+        actions: list[Action] = []
+        if len(ordered) > MAX_SUBNETS:
+            # One ScRegister carries at most MAX_SUBNETS subnets. Register
+            # the lowest ones, so the other SCs still reach most clients.
+            actions.append(
+                ReportProblem(
+                    "too-many-subnets",
+                    f"SC {self.address} serves {len(ordered)} subnets, more than the"
+                    f" {MAX_SUBNETS} one registration carries; the other SCs learn only the"
+                    f" lowest {MAX_SUBNETS}, so roams into the other {len(ordered) - MAX_SUBNETS}"
+                    " fail: move APs to another SC",
+                )
+            )
+            ordered = ordered[:MAX_SUBNETS]
+        actions.extend(self.discovery.set_subnets(ordered, now))
+        return actions
 
     # Client details.
 

@@ -38,7 +38,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from roaming.control.actions import Action, ConnectPeer, Send
+from roaming.control.actions import Action, ConnectPeer, ReportProblem, Send
+from roaming.control.clientdb import ClientDatabase
 from roaming.control.commands import NodeRole
 from roaming.control.messages import Message
 from roaming.control.protocol import ConnectionCounters, ConnectionSettings, ControlProtocol
@@ -74,6 +75,8 @@ class RoleBinding:
     """
 
     role: NodeRole
+    #: The role object's client database, whose commits the node batches.
+    database: ClientDatabase | None = None
 
     def start(self, now: float) -> list[Action]:
         return []
@@ -104,6 +107,7 @@ class ServiceControllerBinding(RoleBinding):
     def __init__(self, controller) -> None:
         self.controller = controller
         self.address = controller.address
+        self.database = controller.db
 
     def start(self, now: float) -> list[Action]:
         return self.controller.start(now)
@@ -174,6 +178,11 @@ class ControlNode:
         L{ConnectPeer}.
     @param connect_peer: called with the address of each peer in a
         L{ConnectPeer} action.
+
+    The node switches the binding's client database to batched commits: the
+    changes of one reactor turn are committed together by a C{callLater(0)}
+    call, and the answer to each message waits for that commit (see
+    L{commit_barrier}).
     """
 
     log = Logger(namespace="roaming.control.service")
@@ -202,6 +211,13 @@ class ControlNode:
         self.connections: dict[IPv4Address, list[ControlProtocol]] = {}
         self._pending: dict[IPv4Address, collections.deque[Message]] = {}
         self._deadline_call = None
+        self.database = binding.database
+        if self.database is not None:
+            self.database.batched = True
+        self._flush_call = None
+        self._flush_waiters: list[Deferred] = []
+        #: The last message logged for each problem key of L{ReportProblem}.
+        self.problems: dict[str, str] = {}
 
     # Inputs.
 
@@ -218,6 +234,7 @@ class ControlNode:
         if self._deadline_call is not None and self._deadline_call.active():
             self._deadline_call.cancel()
         self._deadline_call = None
+        self.flush()
         for connections in list(self.connections.values()):
             for connection in list(connections):
                 connection.close()
@@ -290,9 +307,60 @@ class ControlNode:
             self.log.failure("Role object failed on {event} for {peer}", event=event, peer=peer)
 
     def _run(self, event: Callable[[float], list[Action]]) -> None:
-        actions = event(self.clock.seconds())
-        self.execute(actions)
+        try:
+            actions = event(self.clock.seconds())
+            self.execute(actions)
+        finally:
+            self._schedule_flush()
         self._schedule_deadline()
+
+    # Client database commits.
+
+    def commit_barrier(self) -> Deferred | None:
+        """
+        Return a Deferred that fires after the next commit of the client
+        database, or C{None} if no change waits for one.
+        """
+        if self.database is None or not (self.database.uncommitted or self._flush_waiters):
+            return None
+        waiter: Deferred = Deferred()
+        self._flush_waiters.append(waiter)
+        self._schedule_flush()
+        return waiter
+
+    def _schedule_flush(self) -> None:
+        if self.database is None or self._flush_call is not None:
+            return
+        if self.database.uncommitted or self._flush_waiters:
+            self._flush_call = self.clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Commit the client database's waiting changes, then fire the
+        Deferreds of L{commit_barrier}; a failed commit fails them, so the
+        peers get an error answer instead of an acknowledgement.
+        """
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        if self.database is None:
+            return
+        waiters, self._flush_waiters = self._flush_waiters, []
+        try:
+            self.database.flush()
+        except Exception:
+            failure = Failure()
+            self.log.failure(
+                "Committing the client database {path} failed; {count} answers fail",
+                failure,
+                path=self.database.path,
+                count=len(waiters),
+            )
+            for waiter in waiters:
+                waiter.errback(failure)
+            return
+        for waiter in waiters:
+            waiter.callback(None)
 
     def execute(self, actions: Iterable[Action]) -> None:
         """
@@ -304,9 +372,21 @@ class ControlNode:
             elif isinstance(action, ConnectPeer):
                 if self.connect_peer is not None and self.connection(action.peer) is None:
                     self.connect_peer(action.peer)
+            elif isinstance(action, ReportProblem):
+                self._report(action)
             else:
                 self.node_counters.data_plane_actions += 1
                 self.data_plane(action)
+
+    def _report(self, problem: ReportProblem) -> None:
+        # The role object repeats a problem on every event that meets it;
+        # log each key again only when its message changes.
+        if self.problems.get(problem.key) == problem.message:
+            return
+        self.problems[problem.key] = problem.message
+        self.log.error(
+            "{address}: {problem}", address=self.address, problem=problem.message, key=problem.key
+        )
 
     def send(self, peer: IPv4Address, message: Message) -> Deferred | None:
         """

@@ -363,3 +363,85 @@ def test_subnet_table_bound() -> None:
     table.set(SC1, [IPv4Network("10.3.0.0/24")])
     table.set(SC2, [IPv4Network("10.4.0.0/24")])
     assert table.nodes() == [SC1, SC2]
+
+
+def stored_macs(path: str, table: str = "client") -> list[bytes]:
+    """
+    Read the committed rows through a second connection.
+    """
+    connection = sqlite3.connect(path)
+    try:
+        return sorted(bytes(mac) for (mac,) in connection.execute(f"SELECT mac FROM {table}"))
+    finally:
+        connection.close()
+
+
+def test_batched_commits_on_flush(path: str) -> None:
+    """
+    A batched database keeps its changes in one open transaction until
+    flush commits them.
+    """
+    db = ClientDatabase(path, batched=True)
+    db.put(full_record(MAC1))
+    db.put(full_record(MAC2))
+    db.put_traveler(Traveler(MAC1, SC2, AP1, 1.0, 0))
+
+    assert db.uncommitted == 3
+    assert stored_macs(path) == []
+    db.flush()
+    assert db.uncommitted == 0
+    assert stored_macs(path) == [MAC1, MAC2]
+    assert stored_macs(path, "traveler") == [MAC1]
+    db.close()
+
+
+def test_batched_bounded_by_max_batch(path: str) -> None:
+    """
+    A batched database commits by itself after max_batch changes.
+    """
+    db = ClientDatabase(path, batched=True, max_batch=2)
+    db.put(full_record(MAC1))
+    assert stored_macs(path) == []
+    db.put(full_record(MAC2))
+
+    assert stored_macs(path) == [MAC1, MAC2]
+    assert db.uncommitted == 0
+    db.close()
+
+
+def test_batched_close_commits(path: str) -> None:
+    """
+    Closing a batched database commits its waiting changes.
+    """
+    db = ClientDatabase(path, batched=True)
+    db.put(full_record(MAC1))
+    db.close()
+
+    assert stored_macs(path) == [MAC1]
+    assert ClientDatabase(path).get(MAC1) == full_record(MAC1)
+
+
+def test_batched_failed_change_rolled_back(path: str) -> None:
+    """
+    A change that fails inside a batch is undone alone; the earlier
+    changes of the batch are still committed by the next flush.
+    """
+    db = ClientDatabase(path, batched=True)
+    db.put(full_record(MAC1))
+    with pytest.raises(sqlite3.Error):
+        db._write(
+            ("INSERT INTO client VALUES (?,?,?,?,?,?,?,?,?,?,?)", full_record(MAC2)._row()),
+            ("INSERT INTO no_such_table VALUES (1)", ()),
+        )
+    db.flush()
+
+    assert stored_macs(path) == [MAC1]
+    db.close()
+
+
+def test_batch_limit_validated() -> None:
+    """
+    A max_batch below 1 is rejected with its value.
+    """
+    with pytest.raises(ValueError, match="max_batch is 0"):
+        ClientDatabase(None, max_batch=0)

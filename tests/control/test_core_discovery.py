@@ -6,6 +6,7 @@ and the tunnels and L3 knowledge entries they ask for.
 from __future__ import annotations
 
 import itertools
+from ipaddress import IPv4Network
 
 import pytest
 from test_core_support import Network, address, network
@@ -27,6 +28,7 @@ from roaming.control.discovery import (
     RegistrationState,
 )
 from roaming.control.messages import (
+    MAX_SUBNETS,
     DiscoveryRound,
     ScAnnounce,
     ScRegister,
@@ -484,3 +486,45 @@ def test_reconfigure_round_end_to_end() -> None:
     assert net.bridge(str(PRIMARY)).l3 == {NET_B: (SC2, "positive")}
     with pytest.raises(UnexpectedMessageError, match="not the primary"):
         net.sc(str(SC2)).reconfigure(net.now)
+
+
+def test_sc_with_more_subnets_than_one_registration() -> None:
+    """
+    An SC whose APs bring more subnets than one ScRegister carries keeps
+    registering APs, registers the lowest MAX_SUBNETS subnets with the
+    primary and reports the count and the limit.
+    """
+    net = Network(primary=str(PRIMARY))
+    net.add_sc(str(PRIMARY))
+    net.add_sc(str(SC2))
+    count = MAX_SUBNETS + 3
+    subnets = [IPv4Network((0x0A000000 + (n << 8), 24)) for n in range(count)]
+    # Two APs keep the test fast: every registration resends all subnets.
+    net.add_ap("10.0.0.10", str(SC2), *map(str, subnets[:MAX_SUBNETS]))
+    net.add_ap(str(subnets[-1].network_address + 10), str(SC2), *map(str, subnets[MAX_SUBNETS:]))
+
+    assert len(net.sc(str(SC2)).aps.nodes()) == 2
+    assert net.sc(str(PRIMARY)).discovery.table.subnets_of(SC2) == tuple(subnets[:MAX_SUBNETS])
+    problems = net.bridge(str(SC2)).problems
+    assert problems, "no problem reported"
+    key, message = problems[-1]
+    assert key == "too-many-subnets"
+    assert f"serves {count} subnets" in message
+    assert f"more than the {MAX_SUBNETS}" in message
+
+
+def test_sc_registers_thousand_subnets() -> None:
+    """
+    An SC whose APs bring 1,000 subnets registers them all.
+    """
+    net = Network(primary=str(PRIMARY))
+    net.add_sc(str(PRIMARY))
+    net.add_sc(str(SC2))
+    subnets = [IPv4Network((0x0A000000 + (n << 8), 24)) for n in range(1000)]
+    # 250 APs with four subnets each keep the test fast.
+    for first in range(0, 1000, 4):
+        ap = subnets[first].network_address + 10
+        net.add_ap(str(ap), str(SC2), *map(str, subnets[first : first + 4]))
+
+    assert net.sc(str(PRIMARY)).discovery.table.subnets_of(SC2) == tuple(subnets)
+    assert net.bridge(str(SC2)).problems == []

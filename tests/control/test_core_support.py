@@ -23,6 +23,7 @@ from roaming.control.actions import (
     RemoveL3Entry,
     RemoveStaticEntry,
     RemoveStation,
+    ReportProblem,
     Send,
     SendIappAddNotify,
     SendLayer2Update,
@@ -79,6 +80,7 @@ class BridgeModel:
     removed_stations: list[bytes] = attrs.field(factory=list)
     connects: list[IPv4Address] = attrs.field(factory=list)
     station_vlans: dict[bytes, int] = attrs.field(factory=dict)
+    problems: list[tuple[str, str]] = attrs.field(factory=list)
     #: Every action applied, in order.
     history: list[Action] = attrs.field(factory=list)
 
@@ -117,6 +119,8 @@ class BridgeModel:
                 self.station_vlans[client] = vlan_id
             case ConnectPeer(peer):
                 self.connects.append(peer)
+            case ReportProblem(key, message):
+                self.problems.append((key, message))
             case _:
                 raise AssertionError(f"unexpected action {action!r}")
 

@@ -48,6 +48,8 @@ class FakeNode:
     lost: list = attrs.field(factory=list)
     #: Called with each message; its result or exception is the answer.
     handler: object = None
+    #: What L{commit_barrier} returns.
+    barrier: object = None
 
     def connection_identified(self, connection) -> None:
         self.identified.append(connection)
@@ -60,6 +62,9 @@ class FakeNode:
 
     def connection_lost(self, connection, reason) -> None:
         self.lost.append((connection, reason))
+
+    def commit_barrier(self):
+        return self.barrier
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +285,31 @@ def test_deferred_result(authority: TestAuthority) -> None:
     later.callback(None)
     pair.pump.flush()
     assert answers == [{}]
+
+
+def test_answer_waits_for_commit(authority: TestAuthority) -> None:
+    """
+    The answer to a message waits for the node's commit barrier, and a
+    failed commit is answered INTERNAL.
+    """
+    pair = connect(authority)
+    committed: Deferred = Deferred()
+    pair.sc.barrier = committed
+    answers = results(pair.ap_connection.send(messages.ApDeleteTraveler(MAC)))
+    pair.pump.flush()
+    assert answers == []
+    committed.callback(None)
+    pair.pump.flush()
+    assert answers == [{}]
+
+    failed: Deferred = Deferred()
+    pair.sc.barrier = failed
+    answers = results(pair.ap_connection.send(messages.ApDeleteTraveler(MAC)))
+    pair.pump.flush()
+    failed.errback(OSError("disk full"))
+    pair.pump.flush()
+    assert len(answers) == 1
+    assert isinstance(answers[0].value, commands.RemoteInternalError)
 
 
 def test_command_before_identify(authority: TestAuthority) -> None:

@@ -308,3 +308,82 @@ def test_service_refuses_bad_credentials(authority: TestAuthority, tmp_path) -> 
         ControlService.from_files(
             node, tmp_path / "ap.crt", missing, tmp_path / "ca.crt", reactor=None
         )
+
+
+def test_answer_after_commit(authority: TestAuthority, tmp_path) -> None:
+    """
+    An SC answers an IappAdd only after the client's row is committed, so
+    another reader of the file sees the client when the AP gets the answer.
+    """
+    import sqlite3
+
+    path = str(tmp_path / "sc1.sqlite")
+    network = MemoryNetwork(authority)
+    sc1 = network.add_sc(SC1, primary=SC1, database=ClientDatabase(path))
+    ap1 = network.add_ap(AP1, controller=SC1, subnets=["10.1.0.0/24"])
+    network.start()
+    reader = sqlite3.connect(path)
+    seen_at_answer: list[int] = []
+
+    def count_rows(_: object) -> None:
+        (count,) = reader.execute("SELECT count(*) FROM client WHERE mac = ?", (MAC,)).fetchone()
+        seen_at_answer.append(count)
+
+    message = messages.IappAdd(MAC, ip("10.1.0.50"), 24, ap=ip(AP1))
+    ap1.node.send(ip(SC1), message).addCallback(count_rows)
+    network.flush()
+    reader.close()
+
+    assert sc1.role_object.db.batched
+    assert sc1.role_object.db.uncommitted == 0
+    assert seen_at_answer == [1]
+
+
+def test_commit_batched_per_turn(authority: TestAuthority, tmp_path) -> None:
+    """
+    The changes of several messages received in one reactor turn are
+    committed together by one flush, not one commit each.
+    """
+    path = str(tmp_path / "sc1.sqlite")
+    network = MemoryNetwork(authority)
+    sc1 = network.add_sc(SC1, primary=SC1, database=ClientDatabase(path))
+    network.add_ap(AP1, controller=SC1, subnets=["10.1.0.0/24"])
+    network.start()
+    database = sc1.role_object.db
+    flushes: list[int] = []
+    flush = database.flush
+
+    def counting_flush() -> None:
+        flushes.append(database.uncommitted)
+        flush()
+
+    database.flush = counting_flush
+    for last in range(1, 6):
+        message = messages.IappAdd(MAC[:-1] + bytes([last]), ip(f"10.1.0.{50 + last}"), 24)
+        sc1.node.run(lambda now, message=message: sc1.role_object.receive(ip(AP1), message, now))
+    assert flushes == []
+    network.flush()
+
+    assert flushes[0] >= 5
+    assert len(sc1.role_object.db) == 5
+
+
+def test_problem_logged_once(authority: TestAuthority) -> None:
+    """
+    A problem that the role object reports again and again is logged once,
+    and again only when its message changes.
+    """
+    from twisted.logger import Logger
+
+    network = MemoryNetwork(authority)
+    sc1 = network.add_sc(SC1, primary=SC1)
+    events: list[dict] = []
+    sc1.node.log = Logger(namespace="test", observer=events.append)
+    first = actions.ReportProblem("too-many-subnets", "SC serves 2051 subnets")
+    second = actions.ReportProblem("too-many-subnets", "SC serves 2052 subnets")
+
+    sc1.node.execute([first, first, first])
+    sc1.node.execute([second])
+
+    assert [event["problem"] for event in events] == [first.message, second.message]
+    assert sc1.data_plane == [action for action in sc1.data_plane if action not in (first, second)]
