@@ -27,7 +27,10 @@ from roaming.errors import RoamingError
 
 __all__ = [
     "DEFAULT_CONTROL_PORT",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "MAX_FRAME_SIZE",
     "MIN_CONTROL_TIMER",
+    "MIN_FRAME_SIZE",
     "MIN_GRE_KEEPALIVE",
     "MIN_RECONNECT",
     "ROLES",
@@ -65,6 +68,16 @@ MIN_RECONNECT = 0.01
 MIN_GRE_KEEPALIVE = 0.01
 # Linux IFNAMSIZ is 16 bytes including the terminating NUL.
 MAX_INTERFACE_NAME = 15
+# Bounds of [bridge] max_frame_size, in bytes without FCS. The smallest is
+# the 64-byte minimum Ethernet frame of IEEE 802.3 less its FCS, the least
+# the bridge core accepts. The largest is the read size of the TAP and
+# packet-socket ports (roaming.ports), so a longer frame never reaches the
+# bridge whole.
+MIN_FRAME_SIZE = 60
+MAX_FRAME_SIZE = 9216
+# A 1500-byte MTU plus an Ethernet header (14 bytes) and two 802.1Q tags
+# (4 bytes each).
+DEFAULT_MAX_FRAME_SIZE = 1522
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _INTERFACE_NAME = re.compile(r"[^\s/:]{1,15}")
@@ -193,6 +206,7 @@ class BridgeConfig:
     aging_time: float = 300.0
     max_entries: int = 8192
     max_l3_entries: int = 1024
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
 
 
 @attrs.frozen
@@ -770,10 +784,13 @@ def _read_bridge(reader: _Reader) -> BridgeConfig | None:
     aging = table.duration("aging_time", 300.0, 1.0)
     max_entries = table.integer("max_entries", 16, None, 8192)
     max_l3 = table.integer("max_l3_entries", 1, None, 1024)
+    max_frame = table.integer(
+        "max_frame_size", MIN_FRAME_SIZE, MAX_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE
+    )
     table.finish()
-    if None in (aging, max_entries, max_l3):
+    if None in (aging, max_entries, max_l3, max_frame):
         return None
-    return BridgeConfig(aging, max_entries, max_l3)
+    return BridgeConfig(aging, max_entries, max_l3, max_frame)
 
 
 def _read_lan(reader: _Reader) -> LANPortConfig | None:

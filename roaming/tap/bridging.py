@@ -59,6 +59,7 @@ def make_bridge(settings: BridgeConfig, *, vlan: int) -> Bridge:
         aging_time=settings.aging_time,
         max_entries=settings.max_entries,
         max_l3_entries=settings.max_l3_entries,
+        max_frame_size=settings.max_frame_size,
     )
 
 

@@ -234,7 +234,11 @@ class NodeDatapath:
         gre = self.config.gre
         local = str(self.config.node.address)
         transport = Transport.GRE_IN_UDP if gre.transport == "udp" else Transport.RAW_IPV4
-        engine = GreEndpoint(local, transport=transport)
+        # The engine drops a received inner frame that the bridge would
+        # drop as oversized, and counts it as "oversized-frame".
+        engine = GreEndpoint(
+            local, transport=transport, max_frame_size=self.config.bridge.max_frame_size
+        )
         # Two UDP sockets cannot both receive every datagram of one port
         # (SO_REUSEPORT balances them), so an SC's tunnels to other SCs use
         # the next port; APs and SCs agree on that by convention.

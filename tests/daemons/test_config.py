@@ -178,6 +178,7 @@ class TestDefaults:
         assert loaded.control == config.ControlConfig(primary=ipaddress.IPv4Address("10.1.0.2"))
         assert loaded.control.port == 7443
         assert loaded.bridge == config.BridgeConfig(300.0, 8192, 1024)
+        assert loaded.bridge.max_frame_size == 1522
         assert loaded.gre == config.GREConfig("ip", 4754, 1500, 1.0, 3, False)
         assert loaded.lan.kind == "packet"
         assert not loaded.metrics.enabled
@@ -428,6 +429,27 @@ REJECTIONS = [
     ("sc", MINIMAL_SC, "[bridge]\naging_time = -1\n", "bridge.aging_time", "> 0"),
     ("sc", MINIMAL_SC, "[bridge]\nmax_entries = 4\n", "bridge.max_entries", ">= 16"),
     ("sc", MINIMAL_SC, "[bridge]\nmax_l3_entries = 0\n", "bridge.max_l3_entries", ">= 1"),
+    (
+        "sc",
+        MINIMAL_SC,
+        "[bridge]\nmax_frame_size = 59\n",
+        "bridge.max_frame_size",
+        "between 60 and 9216",
+    ),
+    (
+        "sc",
+        MINIMAL_SC,
+        "[bridge]\nmax_frame_size = 9217\n",
+        "bridge.max_frame_size",
+        "between 60 and 9216",
+    ),
+    (
+        "sc",
+        MINIMAL_SC,
+        "[bridge]\nmax_frame_size = 1522.0\n",
+        "bridge.max_frame_size",
+        "expected an integer",
+    ),
     ("sc", MINIMAL_SC, "[gre]\ntransport = 'gre'\n", "gre.transport", "expected 'ip' or 'udp'"),
     ("sc", MINIMAL_SC, "[gre]\nmtu = 100\n", "gre.mtu", "between 576 and 9000"),
     ("sc", MINIMAL_SC, "[gre]\nudp_port = 65535\n", "gre.udp_port", "between 1 and 65534"),
@@ -624,3 +646,17 @@ def test_control_port_matches_control_service():
     from roaming.control.service import CONTROL_PORT
 
     assert config.DEFAULT_CONTROL_PORT == CONTROL_PORT
+
+
+def test_frame_size_limit_read():
+    loaded = config.parse(MINIMAL_SC + "[bridge]\nmax_frame_size = 9216\n", "sc", PATH)
+    assert loaded.bridge.max_frame_size == 9216
+
+
+def test_frame_size_bounds_fit_bridge_and_engine():
+    from roaming.bridge import Bridge
+    from roaming.tunnel import GreEndpoint
+
+    for size in (config.MIN_FRAME_SIZE, config.MAX_FRAME_SIZE):
+        Bridge("vlan0", max_frame_size=size)
+        assert GreEndpoint("192.0.2.1", max_frame_size=size).max_frame_size == size

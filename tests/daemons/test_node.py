@@ -147,3 +147,27 @@ def test_static_errors_counted_in_views(tmp_path):
     reply = api.respond(json.dumps({"request": "counters"}).encode())
     counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
     assert counters[("static_entry_errors", "")] == 1
+
+
+def test_frame_size_limit_reaches_bridge(tmp_path):
+    service, devices = start(tmp_path, ap, **{"# max_l3_entries = 1024": "max_frame_size = 1400"})
+    unit = service.datapath.units[0]
+    own = devices.port("rmbr0")
+    lan = devices.port("eth0")
+
+    lan.receive(frame(OWN_MAC, HOST).ljust(1400, b"\x00"))
+    assert len(own.sent) == 1
+
+    lan.receive(frame(OWN_MAC, HOST).ljust(1401, b"\x00"))
+    assert len(own.sent) == 1
+    assert unit.bridge.counters()["drops"]["oversized"] == 1
+
+
+def test_frame_size_limit_reaches_gre_engine(tmp_path):
+    service, _devices = start(tmp_path, sc, **{"# max_l3_entries = 1024": "max_frame_size = 9000"})
+    assert service.datapath.gre["ap"].engine.max_frame_size == 9000
+
+
+def test_frame_size_limit_default(tmp_path):
+    service, _devices = start(tmp_path, ap)
+    assert service.datapath.gre["sc"].engine.max_frame_size == 1522
