@@ -42,6 +42,7 @@ from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 import attrs
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IHandshakeListener, IPushProducer
 from twisted.logger import Logger
@@ -68,7 +69,7 @@ from roaming.control.commands import (
     wire_error,
 )
 from roaming.control.messages import Message
-from roaming.control.tls import peer_certificate_names
+from roaming.control.tls import classify_handshake_error, peer_certificate_names, should_log
 
 __all__ = [
     "ALLOWED_MESSAGES",
@@ -155,6 +156,13 @@ class ConnectionCounters:
     oversized_boxes: int = 0
     identity_mismatches: int = 0
     pauses: int = 0
+    #: TLS handshakes that failed before the verify callback ran (no client
+    #: certificate, not TLS at all), by L{RejectionReason} value.
+    tls_rejected: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    #: Connections that broke the AMP framing, and answers to unknown
+    #: commands, by reason: C{malformed-box}, C{box-without-command},
+    #: C{unknown-answer}.
+    protocol_errors: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
 
 class ControlNode(Protocol):
@@ -224,6 +232,7 @@ class ControlProtocol(amp.AMP):
         self._paused = False
         self._handshake_done = False
         self._writes_while_paused = 0
+        self._overflowed = False
         self._last_received = 0.0
         self._keepalive_sequence = 0
         self._keepalive_pending = False
@@ -316,6 +325,8 @@ class ControlProtocol(amp.AMP):
         amp.AMP.connectionLost(self, reason)
         for _, deferred in queued:
             deferred.errback(reason)
+        if not self._handshake_done and reason.check(SSL.Error):
+            self._handshake_failed(reason.value)
         if was_identified:
             self.node.connection_lost(self, reason)
         else:
@@ -323,6 +334,41 @@ class ControlProtocol(amp.AMP):
                 "Control connection to {peer} closed before identification: {error}",
                 peer=self._transport_peer(),
                 error=reason.getErrorMessage(),
+            )
+
+    def _handshake_failed(self, error: SSL.Error) -> None:
+        classified = classify_handshake_error(error)
+        if classified is None:
+            return
+        reason, detail = classified
+        counters = self.node.counters.tls_rejected
+        counters[reason.value] += 1
+        count = counters[reason.value]
+        if should_log(count):
+            self.log.warn(
+                "Rejected control peer {peer}: {reason} ({detail}); {count} rejected for"
+                " this reason so far",
+                peer=self._transport_peer(),
+                reason=reason.value,
+                detail=detail,
+                count=count,
+            )
+
+    def _protocol_error(self, reason: str, detail: str) -> None:
+        """
+        Count and log a peer that broke the AMP framing (rate-limited per
+        reason).
+        """
+        counters = self.node.counters.protocol_errors
+        counters[reason] += 1
+        count = counters[reason]
+        if should_log(count):
+            self.log.warn(
+                "Control peer {peer} sent invalid data: {reason} ({detail}); {count} so far",
+                peer=self._peer_text(),
+                reason=reason,
+                detail=detail,
+                count=count,
             )
 
     def handshakeCompleted(self) -> None:
@@ -338,6 +384,9 @@ class ControlProtocol(amp.AMP):
             self.transport.loseConnection()
 
     def sendBox(self, box: amp.AmpBox) -> None:
+        if self._overflowed:
+            # Aborting takes effect later; write nothing more until then.
+            return
         if self._paused and self._handshake_done:
             self._writes_while_paused += 1
             if self._writes_while_paused > self.node.settings.max_queued:
@@ -347,7 +396,31 @@ class ControlProtocol(amp.AMP):
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         self._last_received = self.node.clock.seconds()
+        for key in (amp.ANSWER, amp.ERROR):
+            if key in box:
+                if box[key] not in self._outstandingRequests:
+                    # AMP itself raises KeyError and logs a traceback.
+                    self._protocol_error(
+                        "unknown-answer",
+                        f"{key.decode()} {box[key][:20]!r} matches no command sent",
+                    )
+                    return
+                break
+        else:
+            if amp.COMMAND not in box:
+                self._protocol_error(
+                    "box-without-command",
+                    f"a box with keys {sorted(box)[:5]!r} has no _command, _answer or _error",
+                )
+                self.transport.abortConnection()
+                return
         amp.AMP.ampBoxReceived(self, box)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        # AMP closes the connection cleanly for a key over 255 bytes, which
+        # would log nothing but "Connection done".
+        self._protocol_error("malformed-box", f"a key of {length} bytes, more than 255")
+        amp.AMP.lengthLimitExceeded(self, length)
 
     def proto_value(self, string: bytes) -> str:
         # AMP's parser accepts any number of keys per box; bound it.
@@ -459,12 +532,16 @@ class ControlProtocol(amp.AMP):
         self._identify_call = None
         if self._phase is not _Phase.CONNECTING:
             return
-        self.node.counters.identify_timeouts += 1
-        self.log.warn(
-            "Control peer {peer} did not identify within {timeout} s; aborting",
-            peer=self._transport_peer(),
-            timeout=self.node.settings.identify_timeout,
-        )
+        counters = self.node.counters
+        counters.identify_timeouts += 1
+        if should_log(counters.identify_timeouts):
+            self.log.warn(
+                "Control peer {peer} did not identify within {timeout} s; aborting"
+                " ({count} such peers so far)",
+                peer=self._transport_peer(),
+                timeout=self.node.settings.identify_timeout,
+                count=counters.identify_timeouts,
+            )
         self.transport.abortConnection()
 
     # Receiving messages.
@@ -618,12 +695,22 @@ class ControlProtocol(amp.AMP):
             )
 
     def _overflow(self) -> None:
-        self.node.counters.queue_overflows += 1
-        self.log.warn(
-            "Control peer {peer} is not reading: {queued} messages queued; disconnecting",
-            peer=self._peer_text(),
-            queued=len(self._queue),
-        )
+        if self._overflowed:
+            return
+        self._overflowed = True
+        counters = self.node.counters
+        counters.queue_overflows += 1
+        if should_log(counters.queue_overflows):
+            self.log.warn(
+                "Control peer {peer} is not reading: {queued} messages queued and {written}"
+                " boxes written since the transport paused (limit {limit} each); disconnecting"
+                " ({count} such peers so far)",
+                peer=self._peer_text(),
+                queued=len(self._queue),
+                written=self._writes_while_paused,
+                limit=self.node.settings.max_queued,
+                count=counters.queue_overflows,
+            )
         self.transport.abortConnection()
 
     # IPushProducer: the transport pauses us when its send buffer is full.

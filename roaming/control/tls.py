@@ -62,11 +62,13 @@ __all__ = [
     "RejectionReason",
     "ServerTLS",
     "TLSCounters",
+    "classify_handshake_error",
     "classify_verify_error",
     "client_endpoint",
     "load_credentials",
     "peer_certificate_names",
     "server_endpoint",
+    "should_log",
 ]
 
 # TLS 1.2 suites with forward secrecy and AEAD only (RFC 7525 section 4.2);
@@ -96,6 +98,9 @@ class RejectionReason(enum.StrEnum):
     NOT_YET_VALID = "not-yet-valid"
     WRONG_IDENTITY = "wrong-identity"
     INVALID_CERTIFICATE = "invalid-certificate"
+    NO_CERTIFICATE = "no-certificate"
+    NOT_TLS = "not-tls"
+    HANDSHAKE_FAILED = "handshake-failed"
 
 
 # X509_V_ERR_* codes from OpenSSL's include/openssl/x509_vfy.h.
@@ -118,6 +123,51 @@ def classify_verify_error(code: int) -> tuple[RejectionReason, str]:
     return _VERIFY_ERRORS.get(
         code, (RejectionReason.INVALID_CERTIFICATE, f"X509 verify error {code}")
     )
+
+
+# OpenSSL reason strings (ssl/ssl_err.c) of a handshake that fails before
+# the verify callback runs.
+_NO_CERTIFICATE_REASONS = frozenset({"peer did not return a certificate"})
+_NOT_TLS_REASONS = frozenset(
+    {
+        "http request",
+        "https proxy request",
+        "wrong version number",
+        "unknown protocol",
+        "packet length too long",
+        "record layer failure",
+    }
+)
+# The verify callback has already logged and counted these.
+_VERIFIED_REASONS = frozenset({"certificate verify failed"})
+
+
+def classify_handshake_error(error: SSL.Error) -> tuple[RejectionReason, str] | None:
+    """
+    Map a failed handshake's OpenSSL error to a rejection reason and the
+    OpenSSL reason strings, or return C{None} when the verify callback
+    already logged the rejection.
+    """
+    reasons = []
+    for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
+        if isinstance(entry, tuple) and len(entry) == 3:
+            reasons.append(str(entry[2]))
+    detail = "; ".join(reasons) or str(error) or type(error).__name__
+    if any(reason in _VERIFIED_REASONS for reason in reasons):
+        return None
+    if any(reason in _NO_CERTIFICATE_REASONS for reason in reasons):
+        return RejectionReason.NO_CERTIFICATE, detail
+    if any(reason in _NOT_TLS_REASONS for reason in reasons):
+        return RejectionReason.NOT_TLS, detail
+    return RejectionReason.HANDSHAKE_FAILED, detail
+
+
+def should_log(count: int) -> bool:
+    """
+    Return whether the C{count}th repeat of one event is logged: the first
+    ten, then every hundredth.
+    """
+    return count <= _LOG_FIRST or count % _LOG_EVERY == 0
 
 
 @attrs.define
@@ -334,7 +384,7 @@ class _PeerVerifier:
         counters = self._creator.counters.rejected
         counters[reason] += 1
         count = counters[reason]
-        if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+        if should_log(count):
             self._creator.log.warn(
                 "TLS {role} rejected peer {peer}: {reason} ({detail}, depth {depth}); "
                 "{count} rejected for this reason so far",

@@ -10,11 +10,18 @@ from ipaddress import IPv4Address, IPv4Network
 
 import attrs
 import pytest
+from OpenSSL import SSL
+from twisted.internet.address import IPv4Address as TCPAddress
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.protocols import amp
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.test import iosim
+from zope.interface import implementer
 
 from roaming.control import commands, messages
 from roaming.control.commands import NodeRole
@@ -531,3 +538,175 @@ def test_second_identify_rejected(authority: TestAuthority) -> None:
     pair.pump.flush()
     assert isinstance(answers[0].value, commands.NotIdentifiedError)
     assert pair.sc.identified == [pair.sc_connection]
+
+
+def accept_raw(authority: TestAuthority, client_factory, client_tls=None):
+    """
+    Accept one connection on an SC's ControlProtocol from C{client_factory},
+    wrapped in C{client_tls} if given, and return the SC node, the log
+    capture and the pump.
+    """
+    clock = Clock()
+    sc = FakeNode(IPv4Address(SC_IP), NodeRole.SC, clock)
+    capture = LogCapture()
+    server_factory = factory_of(lambda: _with_log(ControlProtocol(sc), capture.logger))
+    server_wrapper = TLSMemoryBIOFactory(
+        ServerTLS(authority.node([SC_IP])), False, server_factory, clock=clock
+    )
+    if client_tls is not None:
+        client_factory = TLSMemoryBIOFactory(client_tls, True, client_factory, clock=clock)
+    server_host = TCPAddress("TCP", SC_IP, 7443)
+    client_host = TCPAddress("TCP", AP_IP, 40001)
+    server = server_wrapper.buildProtocol(client_host)
+    client = client_factory.buildProtocol(server_host)
+    pump = iosim.connect(
+        server,
+        iosim.FakeTransport(server, True, hostAddress=server_host, peerAddress=client_host),
+        client,
+        iosim.FakeTransport(client, False, hostAddress=client_host, peerAddress=server_host),
+        greet=True,
+        clock=clock,
+    )
+    return sc, capture, client, pump
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _NoCertificateClient:
+    """
+    A TLS client that presents no certificate.
+    """
+
+    def clientConnectionForTLS(self, tls_protocol) -> SSL.Connection:
+        context = SSL.Context(SSL.TLS_METHOD)
+        connection = SSL.Connection(context, None)
+        connection.set_connect_state()
+        return connection
+
+
+def warnings_with_reason(capture: LogCapture, reason: str) -> list[dict]:
+    return [
+        event
+        for event in capture.events
+        if event.get("reason") == reason and event["log_level"] is LogLevel.warn
+    ]
+
+
+def test_client_without_certificate_rejected(authority: TestAuthority) -> None:
+    """
+    A TLS client without a certificate gets one warning with the reason
+    no-certificate, and is counted.
+    """
+    sc, capture, _, pump = accept_raw(authority, factory_of(Protocol), _NoCertificateClient())
+    pump.flush()
+
+    assert sc.counters.tls_rejected["no-certificate"] == 1
+    warnings = warnings_with_reason(capture, "no-certificate")
+    assert len(warnings) == 1
+    assert "peer did not return a certificate" in warnings[0]["detail"]
+    assert sc.identified == []
+
+
+def test_plain_tcp_client_rejected(authority: TestAuthority) -> None:
+    """
+    A client that speaks plain TCP (here an HTTP request) gets one warning
+    with the reason not-tls, and is counted.
+    """
+    sc, capture, client, pump = accept_raw(authority, factory_of(Protocol))
+    client.transport.write(b"GET / HTTP/1.0\r\n\r\n")
+    pump.flush()
+
+    assert sc.counters.tls_rejected["not-tls"] == 1
+    assert len(warnings_with_reason(capture, "not-tls")) == 1
+
+
+def test_key_too_long_logged(authority: TestAuthority) -> None:
+    """
+    A box with a key over 255 bytes closes the connection with a warning
+    that names the reason.
+    """
+    client = amp.AMP()
+    pair = connect(authority, client_protocol=lambda: client)
+    client.transport.write(b"\x01\x00" + b"k" * 256 + b"\x00\x01v\x00\x00")
+    pair.pump.flush()
+
+    assert pair.sc.counters.protocol_errors["malformed-box"] == 1
+    warnings = warnings_with_reason(pair.capture, "malformed-box")
+    assert "256 bytes" in warnings[0]["detail"]
+    assert pair.pump.serverIO.disconnecting or pair.pump.serverIO.disconnected
+
+
+def test_box_without_command_logged(authority: TestAuthority) -> None:
+    """
+    A box with neither _command, _answer nor _error aborts the connection
+    with a warning, instead of an unhandled NoEmptyBoxes.
+    """
+    client = amp.AMP()
+    pair = connect(authority, client_protocol=lambda: client)
+    client.transport.write(amp.AmpBox({b"abc": b"x"}).serialize())
+    pair.pump.flush()
+
+    assert pair.sc.counters.protocol_errors["box-without-command"] == 1
+    assert len(warnings_with_reason(pair.capture, "box-without-command")) == 1
+    assert pair.pump.serverIO.disconnected
+
+
+def test_unknown_answer_counted(authority: TestAuthority) -> None:
+    """
+    An _answer for a command never sent is counted and logged, without an
+    unhandled KeyError, and the connection stays open.
+    """
+    pair = connect(authority)
+    pair.pump.flush()
+    observed: list[dict] = []
+    globalLogPublisher.addObserver(observed.append)
+    try:
+        pair.ap_connection.transport.write(amp.AmpBox({b"_answer": b"999"}).serialize())
+        pair.pump.flush()
+    finally:
+        globalLogPublisher.removeObserver(observed.append)
+
+    assert pair.sc.counters.protocol_errors["unknown-answer"] == 1
+    assert len(warnings_with_reason(pair.capture, "unknown-answer")) == 1
+    assert [event for event in observed if event.get("log_failure") is not None] == []
+    assert not pair.pump.serverIO.disconnected
+    pair.ap_connection.post(messages.ApDeleteTraveler(MAC))
+    pair.pump.flush()
+    assert len(pair.sc.received) == 1
+
+
+def test_identify_timeouts_rate_limited(authority: TestAuthority) -> None:
+    """
+    Of many connections that never identify, the first ten and then every
+    hundredth are logged, and all are counted.
+    """
+    settings = ConnectionSettings()
+    clock = Clock()
+    sc = FakeNode(IPv4Address(SC_IP), NodeRole.SC, clock, settings)
+    capture = LogCapture()
+    for _ in range(120):
+        connection = _with_log(ControlProtocol(sc), capture.logger)
+        connection.makeConnection(StringTransport(peerAddress=TCPAddress("TCP", AP_IP, 1)))
+    clock.advance(settings.identify_timeout)
+
+    assert sc.counters.identify_timeouts == 120
+    logged = [event for event in capture.events if "did not identify" in event["log_format"]]
+    assert [event["count"] for event in logged] == [*range(1, 11), 100]
+
+
+def test_not_reading_logged_once(authority: TestAuthority) -> None:
+    """
+    A paused peer that keeps getting answers is disconnected with one
+    warning whose counts are those that triggered it.
+    """
+    settings = ConnectionSettings(max_queued=3)
+    pair = connect(authority, settings=settings)
+    connection = pair.sc_connection
+    connection.pauseProducing()
+    for _ in range(10):
+        connection.sendBox(amp.AmpBox({b"_command": b"Nothing", b"_ask": b"1"}))
+
+    assert pair.sc.counters.queue_overflows == 1
+    logged = [event for event in pair.capture.events if "not reading" in event["log_format"]]
+    assert len(logged) == 1
+    assert logged[0]["written"] == 4
+    assert logged[0]["limit"] == 3
