@@ -6,7 +6,6 @@ and reports station events to the AP daemon.
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 
@@ -27,17 +26,8 @@ from roaming.radio.interfaces import IRadio, IStationListener
 
 __all__ = ["HostapdRadio"]
 
-_client_numbers = itertools.count(1)
-
-
-def default_local_path() -> str:
-    """
-    Return a fresh path for the client's own socket, unique in this process,
-    in the style of hostapd's own C{wpa_ctrl_<pid>-<n>} client sockets.
-    """
-    return os.path.join(
-        tempfile.gettempdir(), f"roaming_ctrl_{os.getpid()}-{next(_client_numbers)}"
-    )
+#: Name of the client socket inside the service's private directory.
+_SOCKET_NAME = "ctrl"
 
 
 class _ControlProtocol(ConnectedDatagramProtocol):
@@ -90,8 +80,11 @@ class HostapdRadio(service.Service):
             C{/var/run/hostapd/<interface>}.
         @param listener: an L{IStationListener}.
         @param interface: the wireless interface that carries station frames.
-        @param local_path: the path to bind the client socket to; a fresh
-            path in the temporary directory by default.
+        @param local_path: the path to bind the client socket to. By default
+            the service creates a private directory (C{tempfile.mkdtemp},
+            mode 0700, random name) at start, binds C{ctrl} inside it and
+            removes both at stop, so no other local user can predict or
+            replace the socket.
         @param reactor: provider of C{IReactorUNIXDatagram} and
             C{IReactorTime}; the global reactor by default.
         """
@@ -101,7 +94,9 @@ class HostapdRadio(service.Service):
             reactor = global_reactor
         self.control_path = control_path
         self.interface = interface
-        self.local_path = local_path or default_local_path()
+        #: The client socket's path; C{None} until start without C{local_path}.
+        self.local_path: str | None = local_path
+        self._private_directory: str | None = None
         self.listener = listener
         self.counters = {"events": 0, "decode_errors": 0, "send_errors": 0, "reattaches": 0}
         self._reactor = reactor
@@ -136,6 +131,9 @@ class HostapdRadio(service.Service):
             control_path=self.control_path,
             interface=self.interface,
         )
+        if self.local_path is None:
+            self._private_directory = tempfile.mkdtemp(prefix="roaming-hostapd-")
+            self.local_path = os.path.join(self._private_directory, _SOCKET_NAME)
         self._control.start(self._reactor.seconds())
         self._flush()
 
@@ -145,6 +143,10 @@ class HostapdRadio(service.Service):
         self._flush()
         self._cancel_timer()
         self._close_port()
+        if self._private_directory is not None:
+            os.rmdir(self._private_directory)
+            self._private_directory = None
+            self.local_path = None
 
     def _open_port(self) -> None:
         """
@@ -168,7 +170,7 @@ class HostapdRadio(service.Service):
             port, self._port = self._port, None
             port.stopListening()
         # A socket file left behind, also by a crashed run, makes bind() fail.
-        if os.path.exists(self.local_path):
+        if self.local_path is not None and os.path.exists(self.local_path):
             os.unlink(self.local_path)
 
     def _datagram_received(self, datagram: bytes) -> None:

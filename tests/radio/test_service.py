@@ -6,6 +6,7 @@ with L{roaming.radio.emulated.EmulatedRadio} over real UNIX sockets.
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -27,8 +28,9 @@ class FakeDatagramPort:
     A connected UNIX datagram port that records what is written to it.
     """
 
-    def __init__(self, path, protocol, refuse):
+    def __init__(self, path, protocol, refuse, bind_address=None):
         self.path = path
+        self.bindAddress = bind_address
         self.protocol = protocol
         self.written = []
         self.listening = True
@@ -59,7 +61,7 @@ class FakeReactor(Clock):
         self.refuse = False
 
     def connectUNIXDatagram(self, address, protocol, maxPacketSize, mode, bindAddress):
-        port = FakeDatagramPort(address, protocol, self.refuse)
+        port = FakeDatagramPort(address, protocol, self.refuse, bindAddress)
         self.ports.append(port)
         if not self.server_up:
             protocol.connectionFailed(FileNotFoundError(2, "No such file or directory"))
@@ -266,3 +268,29 @@ def test_radio_over_real_sockets(tmp_path):
     assert results["reattaches"] >= 1
     assert results["state"] == "attached"
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_default_socket_in_private_directory(tmp_path):
+    """
+    Without local_path the client socket lives in a fresh directory of mode
+    0700 whose name does not contain the process ID, removed at stop.
+    """
+    reactor = FakeReactor()
+    radios = [
+        HostapdRadio(
+            str(tmp_path / "wlan0"), RecordingListener(), interface="wlan0", reactor=reactor
+        )
+        for _ in range(2)
+    ]
+    for radio in radios:
+        radio.startService()
+    directories = [os.path.dirname(radio.local_path) for radio in radios]
+
+    assert directories[0] != directories[1]
+    for directory in directories:
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert str(os.getpid()) not in os.path.basename(directory)
+    assert reactor.ports[0].bindAddress == radios[0].local_path
+    for radio in radios:
+        radio.stopService()
+    assert [os.path.exists(directory) for directory in directories] == [False, False]
