@@ -334,15 +334,23 @@ def load_certificate(path: Path | str, what: str = "certificate") -> x509.Certif
     Read a PEM certificate.
 
     @param what: the file's role, used in error messages (C{"CA certificate"}).
-    @raise PKIError: naming the file if it is missing, unreadable or not a PEM
-        certificate.
+    @raise PKIError: naming the file if it is missing, unreadable, not a PEM
+        certificate or holds more than one certificate. Only one CA
+        certificate is a trust anchor, so a CA file with several would
+        silently distrust the others.
     """
     path = Path(path)
     data = _read_file(path, what)
     try:
-        return x509.load_pem_x509_certificate(data)
+        certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise PKIError(f"{what} {path} is not a PEM certificate") from None
+    if len(certificates) > 1:
+        raise PKIError(
+            f"{what} {path} contains {len(certificates)} certificates, but only one is"
+            " allowed; keep only the certificate that is needed in the file"
+        )
+    return certificates[0]
 
 
 def load_private_key(path: Path | str, what: str = "private key") -> PrivateKey:
@@ -408,7 +416,12 @@ def _build_parser() -> argparse.ArgumentParser:
             type=_parse_time,
             help="start of validity, ISO 8601 (default: now; UTC if no offset)",
         )
-        command.add_argument("--force", action="store_true", help="replace existing files")
+        command.add_argument(
+            "--force",
+            action="store_true",
+            help="replace existing files; for issue, also sign with a CA certificate that is"
+            " expired or not yet valid",
+        )
     return parser
 
 
@@ -433,6 +446,8 @@ def _run_create_ca(arguments: argparse.Namespace, now: datetime.datetime) -> lis
 def _run_issue(arguments: argparse.Namespace, now: datetime.datetime) -> list[Path]:
     ca_certificate = load_certificate(arguments.ca_dir / CA_CERTIFICATE_FILE, "CA certificate")
     ca_key = load_private_key(arguments.ca_dir / CA_KEY_FILE, "CA private key")
+    if not arguments.force:
+        _check_ca_validity(ca_certificate, arguments.ca_dir / CA_CERTIFICATE_FILE, now)
     if not re.fullmatch(r"[A-Za-z0-9._-]+", arguments.name):
         raise PKIError(
             f"invalid node name {arguments.name!r}; use letters, digits, '.', '_' and '-' "
@@ -458,6 +473,18 @@ def _run_issue(arguments: argparse.Namespace, now: datetime.datetime) -> list[Pa
     write_private_key(key_path, key, force=arguments.force)
     write_certificate(certificate_path, certificate, force=arguments.force)
     return [certificate_path, key_path]
+
+
+def _check_ca_validity(certificate: x509.Certificate, path: Path, now: datetime.datetime) -> None:
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if start <= now <= end:
+        return
+    state = "expired" if now > end else "not yet valid"
+    raise PKIError(
+        f"CA certificate {path} is {state}: valid from {start:%Y-%m-%d %H:%M} to"
+        f" {end:%Y-%m-%d %H:%M} UTC, now is {now:%Y-%m-%d %H:%M} UTC; create a new CA, or"
+        " pass --force to sign anyway"
+    )
 
 
 def _check_absent(paths: Iterable[Path]) -> None:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime
 import enum
 import ipaddress
+import os
+import stat
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -218,6 +220,20 @@ def _load(loader: Callable, path: Path | str, what: str):
         raise CredentialsError(str(error)) from None
 
 
+_log = Logger(namespace="roaming.control.tls")
+
+
+def _warn_if_key_exposed(key_path: Path | str) -> None:
+    mode = stat.S_IMODE(os.stat(key_path).st_mode)
+    if mode & 0o077:
+        _log.warn(
+            "Private key {path} has mode {mode}, so other local users may read it;"
+            " run chmod 600 {path}",
+            path=str(key_path),
+            mode=f"{mode:04o}",
+        )
+
+
 def _check_validity(
     certificate: x509.Certificate, path: Path | str, what: str, now: datetime.datetime
 ) -> None:
@@ -253,6 +269,7 @@ def load_credentials(
     ca = _load(load_certificate, ca_path, "CA certificate")
     certificate = _load(load_certificate, certificate_path, "certificate")
     key = _load(load_private_key, key_path, "private key")
+    _warn_if_key_exposed(key_path)
 
     try:
         constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value

@@ -277,3 +277,42 @@ def test_unknown_key_type() -> None:
     """
     with pytest.raises(pki.PKIError, match="unknown key type 'dsa'; use one of ec, rsa"):
         pki.generate_private_key("dsa")
+
+
+@pytest.mark.parametrize(
+    ("now", "state"),
+    [
+        (NOW + datetime.timedelta(days=pki.DEFAULT_CA_DAYS + 1), "expired"),
+        (NOW - datetime.timedelta(days=1), "not yet valid"),
+    ],
+)
+def test_issue_refuses_ca_outside_validity(ca_dir, capsys, now, state) -> None:
+    """
+    Issuing with an expired or not yet valid CA fails, naming the file and
+    the dates, and succeeds with --force.
+    """
+    ca = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    issue = ("issue", "--ca-dir", str(ca_dir), "--name", "ap1", "--ip", "10.1.0.10")
+
+    assert run_pki(*issue, now=now) == 1
+    error = capsys.readouterr().err
+    assert f"CA certificate {ca_dir / 'ca.crt'} is {state}" in error
+    assert f"{ca.not_valid_after_utc:%Y-%m-%d %H:%M}" in error
+    assert f"{ca.not_valid_before_utc:%Y-%m-%d %H:%M}" in error
+    assert not (ca_dir / "ap1.crt").exists()
+    assert run_pki(*issue, "--force", now=now) == 0
+    assert (ca_dir / "ap1.crt").exists()
+
+
+def test_several_certificates_in_file_refused(ca_dir, tmp_path) -> None:
+    """
+    A CA file with two certificates is refused with its name and count.
+    """
+    assert run_pki("create-ca", "--dir", str(tmp_path / "other")) == 0
+    bundle = tmp_path / "bundle.crt"
+    bundle.write_bytes(
+        (ca_dir / "ca.crt").read_bytes() + (tmp_path / "other" / "ca.crt").read_bytes()
+    )
+
+    with pytest.raises(pki.PKIError, match=f"CA certificate {bundle} contains 2 certificates"):
+        pki.load_certificate(bundle, "CA certificate")

@@ -8,6 +8,7 @@ starts.
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 from cryptography import x509
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import LogLevel, globalLogPublisher
 
 from roaming.control import pki
 from roaming.control.tls import (
@@ -405,3 +407,26 @@ def test_load_credentials_without_alt_names(tmp_path, authority: TestAuthority) 
     pki.write_certificate(ca, authority.certificate)
     with pytest.raises(CredentialsError, match="has no IP or DNS subjectAltName"):
         load_credentials(certificate, key_path, ca, now=now)
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, True), (0o644, True)])
+def test_exposed_private_key_warned(tmp_path, authority: TestAuthority, mode, warned) -> None:
+    """
+    A private key readable by group or others loads with a warning that
+    names the file and its mode.
+    """
+    credentials = authority.node([SERVER_IP])
+    certificate, key, ca = write_node(tmp_path, authority, credentials)
+    os.chmod(key, mode)
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        load_credentials(certificate, key, ca, now=utc_now())
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+
+    warnings = [event for event in events if event.get("path") == str(key)]
+    assert len(warnings) == (1 if warned else 0)
+    if warned:
+        assert warnings[0]["mode"] == f"{mode:04o}"
+        assert warnings[0]["log_level"] is LogLevel.warn
