@@ -335,7 +335,7 @@ def load_certificate(path: Path | str, what: str = "certificate") -> x509.Certif
 
     @param what: the file's role, used in error messages (C{"CA certificate"}).
     @raise PKIError: naming the file if it is missing, unreadable, not a PEM
-        certificate or holds more than one certificate. Only one CA
+        certificate or contains more than one certificate. Only one CA
         certificate is a trust anchor, so a CA file with several would
         silently distrust the others.
     """
