@@ -225,10 +225,13 @@ def _check_range(low: int, high: int):
     return check
 
 
+_PREFIX_LENGTH = _check_range(0, 32)
+
+
 def _check_prefix(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
-    _check_range(0, 32)(instance, attribute, value)
+    _PREFIX_LENGTH(instance, attribute, value)
     if instance.ip is None:
         raise InvalidMessageError(attribute.name, "a prefix length was given without an IP address")
 

@@ -271,3 +271,27 @@ def test_remote_error_from_bytes() -> None:
     """
     error = commands.RemoteNoHomeAccessPointError(b"no home AP for 02:00")
     assert error.description == "no home AP for 02:00"
+
+
+def test_address_argument_round_trip() -> None:
+    """
+    The address argument formats and parses dotted quads, also from its
+    cache, and rejects forms that ipaddress rejects.
+    """
+    argument = commands.IPv4AddressArgument()
+    for text in (b"10.1.0.10", b"10.1.0.10", b"192.0.2.255"):
+        assert argument.toString(argument.fromString(text)) == text
+    assert argument.toString("198.51.100.7") == b"198.51.100.7"
+    for bad in (b"10.1.0", b"010.1.0.1", b"10.1.0.256", b"\xff"):
+        with pytest.raises(InvalidMessageError, match="is not an IPv4 address"):
+            argument.fromString(bad)
+
+
+def test_command_missing_argument_fails() -> None:
+    """
+    callRemote with a required argument missing fails its Deferred with
+    InvalidSignature, as AMP's own commands do.
+    """
+    command = commands.COMMANDS[messages.ApDeleteTraveler]
+    with pytest.raises(amp.InvalidSignature, match="mac"):
+        command()
