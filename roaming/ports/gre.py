@@ -41,6 +41,9 @@ added with keepalives therefore sends its first one within this time."""
 _MAX_PACKET = 65535
 # asm-generic/socket.h; the socket module of Python 3.11 does not export it.
 _SO_RCVBUFFORCE = 33
+# linux/in.h; also missing from the socket module of Python 3.11.
+_IP_MTU_DISCOVER = 10
+_IP_PMTUDISC_DONT = 0
 _INT = struct.Struct("@i")
 
 _log = Logger()
@@ -52,7 +55,13 @@ class _GrePort(SocketPort):
     keepalive timer of a tunnel engine.
 
     @ivar on_tunnel_event: called with each L{TunnelUp} or L{TunnelDown} of
-        a tunnel engine; when L{None}, events are only logged.
+        a tunnel engine instead of logging it; when L{None}, the port logs
+        each event.
+    @ivar ignore_remote: called with the outer source address of each
+        received packet; a packet for which it returns true is dropped
+        before it reaches the endpoint and counted in L{ignored}. L{None}
+        passes every packet on.
+    @ivar ignored: packets dropped by L{ignore_remote}.
     """
 
     aggregation = True
@@ -65,6 +74,8 @@ class _GrePort(SocketPort):
         *,
         receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
         budget: int = 64,
+        on_tunnel_event: Callable[[object], None] | None = None,
+        ignore_remote: Callable[[str], bool] | None = None,
         reactor=None,
         system=None,
     ) -> None:
@@ -76,13 +87,19 @@ class _GrePort(SocketPort):
         @param receive_buffer: requested C{SO_RCVBUF} in bytes; the kernel
             caps it at C{net.core.rmem_max} unless the process has
             C{CAP_NET_ADMIN}, which C{SO_RCVBUFFORCE} is tried with first.
+        @param on_tunnel_event: the initial L{on_tunnel_event}.
+        @param ignore_remote: the initial L{ignore_remote}. Two raw GRE
+            sockets bound to one address both receive every GRE packet, so
+            each port of such a pair ignores the remotes of the other.
         @raise ValueError: the engine's transport is not the port's.
         """
         super().__init__(budget=budget, reactor=reactor, system=system)
         self.local = local
         self.endpoint = endpoint
         self.receive_buffer = receive_buffer
-        self.on_tunnel_event: Callable[[object], None] | None = None
+        self.on_tunnel_event = on_tunnel_event
+        self.ignore_remote = ignore_remote
+        self.ignored = 0
         self._engine: TunnelEngine | None = None
         self._poll_call = None
         if isinstance(endpoint, TunnelEngine):
@@ -109,10 +126,13 @@ class _GrePort(SocketPort):
             self._poll()
 
     def stop_port(self) -> None:
+        self._cancel_poll()
+        super().stop_port()
+
+    def _cancel_poll(self) -> None:
         if self._poll_call is not None and self._poll_call.active():
             self._poll_call.cancel()
         self._poll_call = None
-        super().stop_port()
 
     def _set_receive_buffer(self, sock) -> None:
         try:
@@ -127,6 +147,10 @@ class _GrePort(SocketPort):
         Decapsulate one packet as the socket returned it: the whole IPv4
         packet from a raw socket, the UDP payload from a UDP socket.
         """
+        ignore_remote = self.ignore_remote
+        if ignore_remote is not None and ignore_remote(remote):
+            self.ignored += 1
+            return None
         engine = self._engine
         if engine is not None:
             # The engine counts every packet it does not return, by reason.
@@ -149,6 +173,10 @@ class _GrePort(SocketPort):
         """
         Send C{frame} into the tunnel C{agg_id}.
         """
+        if self._socket is None:
+            # Stopped: the bridge may still hold the port for this frame.
+            self.counters.tx_dropped += 1
+            return
         engine = self._engine
         if engine is not None:
             outgoing = engine.encapsulate(agg_id, frame, self.reactor.seconds())
@@ -160,6 +188,8 @@ class _GrePort(SocketPort):
                     self._drain_engine()
                 return
             address, packets, tos, _ = outgoing
+            if engine.has_output:
+                self._drain_engine()
         else:
             try:
                 address, tos, gre_packet = self.endpoint.encapsulate(agg_id, frame)
@@ -202,6 +232,8 @@ class _GrePort(SocketPort):
         """
         engine = self._engine
         for outgoing in engine.drain_packets():
+            if self._socket is None:
+                break
             for packet in outgoing.packets:
                 try:
                     self._send_packet(outgoing.address, outgoing.tos, packet)
@@ -212,17 +244,33 @@ class _GrePort(SocketPort):
             if sink is not None:
                 sink(agg_id, frame)
         for event in engine.drain_events():
-            _log.info("Tunnel event on {name}: {event}", name=self.name, event=event)
-            if self.on_tunnel_event is not None:
+            if self.on_tunnel_event is None:
+                _log.info("Tunnel event on {name}: {event}", name=self.name, event=event)
+            else:
                 self.on_tunnel_event(event)
 
+    def arm(self) -> None:
+        """
+        Poll the tunnel engine at its next deadline. Call it after adding a
+        tunnel or changing its keepalives, so that its first keepalive does
+        not wait for the idle poll.
+        """
+        if self._engine is None or self._socket is None:
+            return
+        self._cancel_poll()
+        self._schedule_poll(self.reactor.seconds())
+
     def _poll(self) -> None:
+        self._poll_call = None
         engine = self._engine
         now = self.reactor.seconds()
         engine.poll(now)
         if engine.has_output:
             self._drain_engine()
-        deadline = engine.next_deadline()
+        self._schedule_poll(now)
+
+    def _schedule_poll(self, now: float) -> None:
+        deadline = self._engine.next_deadline()
         delay = IDLE_POLL_INTERVAL
         if deadline is not None:
             delay = min(max(deadline - now, 0.0), IDLE_POLL_INTERVAL)
@@ -269,7 +317,10 @@ class UdpGrePort(_GrePort):
     """
     GRE-in-UDP (RFC 8086) on one UDP socket bound to C{local} and C{port}.
 
-    The outer TOS is set per packet with an C{IP_TOS} control message.
+    The outer TOS is set per packet with an C{IP_TOS} control message. The
+    socket has path MTU discovery off (C{IP_PMTUDISC_DONT}), so the kernel
+    fragments an outer datagram larger than the path MTU instead of failing
+    the send with C{EMSGSIZE}: neither endpoint fragments GRE-in-UDP itself.
 
     NOTE: every packet leaves from the bound port, so the UDP source port
     carries no flow entropy (RFC 8086 section 3.2.1 recommends a flow hash),
@@ -293,6 +344,7 @@ class UdpGrePort(_GrePort):
         sock = self._system.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DONT)
             self._set_receive_buffer(sock)
             sock.bind((self.local, self.port))
         except OSError:

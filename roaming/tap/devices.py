@@ -16,10 +16,10 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 
 from roaming import radio as radio_package
+from roaming.ports.gre import RawGrePort, UdpGrePort
 from roaming.ports.packet import PacketSocketPort
 from roaming.ports.tap import TapPort
-from roaming.tap.gre import EngineGrePort
-from roaming.tunnel import GreEndpoint
+from roaming.tunnel import GreEndpoint, Transport
 
 __all__ = ["AddressError", "Devices", "SystemDevices"]
 
@@ -55,10 +55,15 @@ class Devices(Protocol):
         udp_port: int,
         *,
         on_link_event: Any,
+        ignore_remote: Any = None,
     ) -> Any:
         """
         Return an unstarted GRE port framing with C{engine}; C{transport}
         is C{"ip"} or C{"udp"}, as the engine was built for.
+
+        @param ignore_remote: called with the outer source address of each
+            received packet; the port drops a packet for which it returns
+            true before it reaches the engine.
         """
 
     def configure_address(
@@ -127,14 +132,20 @@ class SystemDevices:
         udp_port: int,
         *,
         on_link_event: Any,
-    ) -> EngineGrePort:
+        ignore_remote: Any = None,
+    ) -> RawGrePort | UdpGrePort:
         """
         Return a GRE port on a raw IP protocol 47 socket, or on a UDP
         socket bound to C{udp_port}, matching the engine's transport.
         """
-        return EngineGrePort(
-            local, engine, udp_port=udp_port, on_link_event=on_link_event, reactor=self._reactor
-        )
+        options = {
+            "on_tunnel_event": on_link_event,
+            "ignore_remote": ignore_remote,
+            "reactor": self._reactor,
+        }
+        if engine.transport is Transport.GRE_IN_UDP:
+            return UdpGrePort(local, engine, port=udp_port, **options)
+        return RawGrePort(local, engine, **options)
 
     def configure_address(
         self,

@@ -249,6 +249,7 @@ class NodeDatapath:
             engine,
             udp_port,
             on_link_event=lambda event: self._link_event(kind, event),
+            ignore_remote=self._remote_filter(kind, gre.transport),
         )
         port = NamedPort(device, f"gre-{kind}")
         unit = GrePortUnit(kind, engine, port)
@@ -268,6 +269,27 @@ class NodeDatapath:
             dispatcher.allow_flood(self.gre["ap"].number, self.gre["sc"].number)
             dispatcher.allow_flood(self.gre["sc"].number, self.gre["ap"].number)
             dispatcher.relay(self.gre["ap"].number)
+
+    def _remote_filter(self, kind: str, transport: str) -> Callable[[str], bool] | None:
+        """
+        Return the filter of the packets that the GRE port of C{kind} leaves
+        to the node's other GRE port, or C{None} when it has no other.
+
+        An SC's two raw GRE sockets are bound to one address, so the kernel
+        gives each a copy of every GRE packet. Each port ignores the peers
+        of the other, whose engine would otherwise count their traffic as
+        "unknown-remote". The UDP sockets are bound to two ports and need
+        no filter.
+        """
+        if transport != "ip" or set(self._peer_kinds) != {"ap", "sc"}:
+            return None
+        other = "sc" if kind == "ap" else "ap"
+
+        def belongs_to_other(remote: str) -> bool:
+            unit = self.gre.get(other)
+            return unit is not None and unit.engine.lookup(remote, TUNNEL_KEY) is not None
+
+        return belongs_to_other
 
     def _attach(self, unit: BridgeUnit, role: str, port: Any, **options: Any) -> int:
         number = unit.dispatcher.attach(port, **options)

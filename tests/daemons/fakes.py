@@ -119,8 +119,11 @@ class FakeDevices:
     def packet_port(self, interface):
         return self._record(MemoryPort(interface, "packet"))
 
-    def gre_port(self, transport, local, endpoint, udp_port, *, on_link_event):
-        return self._record(MemoryGrePort(f"gre-{transport}:{local}", "gre", endpoint))
+    def gre_port(self, transport, local, endpoint, udp_port, *, on_link_event, ignore_remote=None):
+        port = MemoryGrePort(f"gre-{transport}:{local}", "gre", endpoint)
+        port.udp_port = udp_port
+        port.ignore_remote = ignore_remote
+        return self._record(port)
 
     def configure_address(self, interface, address, gateway):
         self.addresses.append((interface, address, gateway))

@@ -171,3 +171,33 @@ def test_frame_size_limit_reaches_gre_engine(tmp_path):
 def test_frame_size_limit_default(tmp_path):
     service, _devices = start(tmp_path, ap)
     assert service.datapath.gre["sc"].engine.max_frame_size == 1522
+
+
+def test_sc_gre_ports_ignore_each_others_peers(tmp_path):
+    service, _devices = start(tmp_path, sc)
+    datapath = service.datapath
+    datapath.tunnel_up(SC_ONE)
+    ap_port = datapath.gre["ap"].port.port
+    sc_port = datapath.gre["sc"].port.port
+    assert ap_port.ignore_remote(str(SC_ONE)) is True
+    assert sc_port.ignore_remote(str(SC_ONE)) is False
+
+    # A remote with no tunnel is left to both engines, which count it.
+    assert ap_port.ignore_remote("10.9.9.9") is False
+    assert sc_port.ignore_remote("10.9.9.9") is False
+
+    datapath.tunnel_down(SC_ONE)
+    assert ap_port.ignore_remote(str(SC_ONE)) is False
+
+
+def test_udp_gre_ports_unfiltered(tmp_path):
+    service, _devices = start(tmp_path, sc, **{'# transport = "ip"': 'transport = "udp"'})
+    gre = service.datapath.gre
+    assert gre["ap"].port.port.ignore_remote is None
+    assert gre["sc"].port.port.ignore_remote is None
+    assert gre["sc"].port.port.udp_port == gre["ap"].port.port.udp_port + 1
+
+
+def test_ap_gre_port_unfiltered(tmp_path):
+    service, _devices = start(tmp_path, ap)
+    assert service.datapath.gre["sc"].port.port.ignore_remote is None

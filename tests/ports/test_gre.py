@@ -457,10 +457,69 @@ class TestMemoryUdpGre(_MemoryContract):
         assert (sock.family, sock.type) == (socket.AF_INET, socket.SOCK_DGRAM)
         assert sock.bound == (LOCAL, GRE_IN_UDP_PORT)
 
+    def test_kernel_fragments_outer_datagrams(self):
+        """
+        Path MTU discovery is off (IP_MTU_DISCOVER = IP_PMTUDISC_DONT from
+        linux/in.h), so the kernel fragments a datagram larger than the
+        path instead of failing the send.
+        """
+        harness = self.make()
+        assert harness.socket.options[(socket.IPPROTO_IP, 10)] == 0
+
 
 class TestMemoryUdpGreEngine(_MemoryContract):
     harness_class = _MemoryUdp
     endpoint_kind = "engine"
+
+
+class _RefusingForce(MemorySocketSystem):
+    """
+    Memory sockets that reject C{SO_RCVBUFFORCE}, as the kernel does for a
+    process without C{CAP_NET_ADMIN}.
+    """
+
+    def socket(self, *args):
+        sock = super().socket(*args)
+        plain_setsockopt = sock.setsockopt
+
+        def setsockopt(level, option, value):
+            if (level, option) == (socket.SOL_SOCKET, 33):
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            plain_setsockopt(level, option, value)
+
+        sock.setsockopt = setsockopt
+        return sock
+
+
+@pytest.mark.parametrize("port_class", [RawGrePort, UdpGrePort])
+def test_receive_buffer_forced(port_class):
+    """
+    The receive buffer is set with SO_RCVBUFFORCE (33 in
+    asm-generic/socket.h), which may exceed net.core.rmem_max.
+    """
+    system = MemorySocketSystem()
+    port = port_class(
+        LOCAL, _table(), receive_buffer=1 << 20, reactor=MemoryReactorClock(), system=system
+    )
+    port.start_port(lambda agg_id, frame: None)
+    options = system.sockets[0].options
+    assert options[(socket.SOL_SOCKET, 33)] == 1 << 20
+    assert (socket.SOL_SOCKET, socket.SO_RCVBUF) not in options
+    port.stop_port()
+
+
+@pytest.mark.parametrize("port_class", [RawGrePort, UdpGrePort])
+def test_receive_buffer_fallback(port_class):
+    """
+    Without the privilege for SO_RCVBUFFORCE, the port asks for SO_RCVBUF.
+    """
+    system = _RefusingForce()
+    port = port_class(
+        LOCAL, _table(), receive_buffer=1 << 20, reactor=MemoryReactorClock(), system=system
+    )
+    port.start_port(lambda agg_id, frame: None)
+    assert system.sockets[0].options[(socket.SOL_SOCKET, socket.SO_RCVBUF)] == 1 << 20
+    port.stop_port()
 
 
 class TestTunnelEngine:
@@ -468,13 +527,117 @@ class TestTunnelEngine:
     What a GRE port does for the tunnel engine beyond moving frames.
     """
 
-    def _port(self, engine: TunnelEngine):
+    def _port(self, engine: TunnelEngine, **options):
         clock = MemoryReactorClock()
         system = MemorySocketSystem()
         received = []
-        port = RawGrePort(LOCAL, engine, reactor=clock, system=system)
+        port = RawGrePort(LOCAL, engine, reactor=clock, system=system, **options)
         port.start_port(lambda agg_id, frame: received.append((agg_id, frame)))
         return port, clock, system.sockets[0], received
+
+    def test_ignored_remote_skips_engine(self):
+        """
+        A packet from a remote that C{ignore_remote} names is dropped before
+        the engine, which counts nothing for it; other packets go through.
+        """
+        engine = _engine(Transport.RAW_IPV4)
+        port, _, sock, received = self._port(
+            engine, ignore_remote=lambda remote: remote == STRANGER
+        )
+        frame = udp_frame()
+        for source in (STRANGER, PEER):
+            packet = bytes(IP(src=source, dst=LOCAL, proto=47) / _gre(frame, sequence=1))
+            sock.incoming.append((packet, [], 0, (source, 0)))
+        port.doRead()
+        assert received == [(7, frame)]
+        assert port.ignored == 1
+        assert engine.counters["unknown-remote"] == 0
+        assert port.counters.rx_frames == 1
+
+    def test_unignored_stranger_counted_by_engine(self):
+        """
+        Without a filter, the engine counts a stranger's packet as
+        "unknown-remote".
+        """
+        engine = _engine(Transport.RAW_IPV4)
+        port, _, sock, received = self._port(engine)
+        packet = bytes(IP(src=STRANGER, dst=LOCAL, proto=47) / _gre(udp_frame()))
+        sock.incoming.append((packet, [], 0, (STRANGER, 0)))
+        port.doRead()
+        assert received == []
+        assert port.ignored == 0
+        assert engine.counters["unknown-remote"] == 1
+
+    def test_arm_sends_first_keepalive(self):
+        """
+        A tunnel added to a running port sends its first keepalive when the
+        port is armed, not at the next idle poll.
+        """
+        engine = TunnelEngine(LOCAL)
+        port, clock, sock, _ = self._port(engine)
+        engine.add_tunnel(7, PEER, KEY, keepalive_period=5.0)
+        port.arm()
+        clock.advance(0)
+        assert len(sock.sent) == 1
+        assert IP(sock.sent[0][0]).dst == PEER
+        assert len(clock.getDelayedCalls()) == 1
+        port.stop_port()
+        assert not clock.getDelayedCalls()
+
+    def test_arm_before_start_schedules_nothing(self):
+        """
+        Arming a port that is not started leaves the reactor alone.
+        """
+        engine = TunnelEngine(LOCAL)
+        engine.add_tunnel(7, PEER, KEY, keepalive_period=5.0)
+        clock = MemoryReactorClock()
+        port = RawGrePort(LOCAL, engine, reactor=clock, system=MemorySocketSystem())
+        port.arm()
+        assert not clock.getDelayedCalls()
+
+    def test_tunnel_event_callback_argument(self):
+        """
+        The C{on_tunnel_event} argument receives the engine's events.
+        """
+        engine = TunnelEngine(LOCAL)
+        engine.add_tunnel(7, PEER, KEY, keepalive_period=1.0, keepalive_misses=1)
+        events = []
+        _port, clock, _, _ = self._port(engine, on_tunnel_event=events.append)
+        for _ in range(3):
+            clock.advance(1.0)
+        assert [type(event).__name__ for event in events] == ["TunnelDown"]
+
+    def test_send_after_stop_dropped(self):
+        """
+        A frame sent to a stopped port is counted as dropped.
+        """
+        port, _, sock, _ = self._port(_engine(Transport.RAW_IPV4))
+        port.stop_port()
+        port.send_frame(udp_frame(), 7)
+        assert sock.sent == []
+        assert port.counters.tx_dropped == 1
+
+    def test_udp_port_sends_to_its_port(self):
+        """
+        A GRE-in-UDP port bound to another port than 4754 (an SC's tunnels
+        to other SCs) sends to that port on the peer too.
+        """
+        system = MemorySocketSystem()
+        port = UdpGrePort(
+            LOCAL,
+            _engine(Transport.GRE_IN_UDP),
+            port=GRE_IN_UDP_PORT + 1,
+            reactor=MemoryReactorClock(),
+            system=system,
+        )
+        port.start_port(lambda agg_id, frame: None)
+        frame = udp_frame()
+        port.send_frame(frame, 7)
+        sock = system.sockets[0]
+        assert sock.bound == (LOCAL, GRE_IN_UDP_PORT + 1)
+        ((payload, address, _),) = sock.sent
+        assert address == (PEER, GRE_IN_UDP_PORT + 1)
+        assert bytes(GRE(payload).payload) == frame
 
     def test_transport_must_match(self):
         """
