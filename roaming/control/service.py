@@ -67,6 +67,12 @@ CONTROL_PORT = 7443
 #: Messages kept for a peer that has no identified connection yet.
 DEFAULT_MAX_PENDING = 10_000
 
+#: Client database writes after which the node commits at once instead of
+#: at the end of the reactor turn. Under load one turn reads from every
+#: ready connection and can carry tens of thousands of messages, whose
+#: answers would all wait for its end.
+DEFAULT_MAX_UNCOMMITTED = 100
+
 
 class RoleBinding:
     """
@@ -181,8 +187,8 @@ class ControlNode:
 
     The node switches the binding's client database to batched commits: the
     changes of one reactor turn are committed together by a C{callLater(0)}
-    call, and the answer to each message waits for that commit (see
-    L{commit_barrier}).
+    call, or at once when C{max_uncommitted} writes wait. The answer to each
+    message waits for that commit (see L{commit_barrier}).
     """
 
     log = Logger(namespace="roaming.control.service")
@@ -196,8 +202,10 @@ class ControlNode:
         connect_peer: Callable[[IPv4Address], None] | None = None,
         settings: ConnectionSettings | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        max_uncommitted: int = DEFAULT_MAX_UNCOMMITTED,
     ) -> None:
         self.binding = binding
+        self.max_uncommitted = max_uncommitted
         self.address: IPv4Address = binding.address
         self.role = binding.role
         self.clock = clock
@@ -311,7 +319,10 @@ class ControlNode:
             actions = event(self.clock.seconds())
             self.execute(actions)
         finally:
-            self._schedule_flush()
+            if self.database is not None and self.database.uncommitted >= self.max_uncommitted:
+                self.flush()
+            else:
+                self._schedule_flush()
         self._schedule_deadline()
 
     # Client database commits.

@@ -387,3 +387,38 @@ def test_problem_logged_once(authority: TestAuthority) -> None:
 
     assert [event["problem"] for event in events] == [first.message, second.message]
     assert first not in sc1.data_plane
+
+
+def test_commit_after_max_uncommitted(tmp_path) -> None:
+    """
+    The node commits at once when max_uncommitted writes wait, firing the
+    waiting answers, instead of waiting for the end of the reactor turn.
+    """
+    from twisted.internet.task import Clock
+
+    from roaming.control.sc import ServiceController
+    from roaming.control.service import ServiceControllerBinding
+
+    database = ClientDatabase(str(tmp_path / "sc.sqlite"))
+    controller = ServiceController(ip(SC1), database, primary=ip(SC1))
+    clock = Clock()
+    node = ControlNode(
+        ServiceControllerBinding(controller),
+        clock=clock,
+        data_plane=lambda action: None,
+        max_uncommitted=3,
+    )
+    node.start()
+    clock.advance(0)
+    fired: list[int] = []
+    for last in range(1, 4):
+        message = messages.IappAdd(MAC[:-1] + bytes([last]), ip(f"10.1.0.{50 + last}"), 24)
+        node.run(lambda now, message=message: controller.receive(ip(SC1), message, now))
+        barrier = node.commit_barrier()
+        if barrier is not None:
+            barrier.addCallback(lambda _, last=last: fired.append(last))
+
+    assert database.batched
+    assert database.uncommitted == 0
+    assert fired == [1, 2]
+    assert node.commit_barrier() is None
