@@ -91,10 +91,10 @@ def ap_address(index: int) -> str:
     return f"127.1.{index // 250}.{index % 250 + 1}"
 
 
-# APs share subnets, as they do in a building: an SC registers every AP
-# subnet with the primary in one ScRegister, which carries at most
-# roaming.control.messages.MAX_SUBNETS (256) subnets.
-APS_PER_SUBNET = 10
+# Every AP has a subnet of its own, the largest case for an SC: it registers
+# all of them with the primary in one ScRegister, which carries at most
+# roaming.control.messages.MAX_SUBNETS (2048) subnets.
+APS_PER_SUBNET = 1
 
 
 def ap_subnet(index: int) -> IPv4Network:
