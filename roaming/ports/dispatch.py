@@ -30,6 +30,8 @@ class BridgeCore(Protocol):
 
     def remove_member(self, port: int, agg_id: int) -> None: ...
 
+    def remove_port(self, port: int) -> None: ...
+
     def process(self, port: int, agg_id: int | None, frame: bytes, now: float): ...
 
 
@@ -76,7 +78,8 @@ class BridgeDispatcher:
     def attach(self, port: DevicePort, **port_options) -> int:
         """
         Add C{port} to the bridge, register its aggregation members, and
-        start it.
+        start it. If the port fails to start, it is removed from the bridge
+        again and the exception propagates.
 
         @param port_options: passed to C{Bridge.add_port}, such as
             C{access_controlled=True}.
@@ -88,7 +91,12 @@ class BridgeDispatcher:
             for agg_id in port.member_ids():
                 self.bridge.add_member(number, agg_id)
         self._ports[number] = port
-        port.start_port(self._sink_for(number))
+        try:
+            port.start_port(self._sink_for(number))
+        except BaseException:
+            del self._ports[number]
+            self.bridge.remove_port(number)
+            raise
         _log.info("Attached port {name} as bridge port {number}", name=port.name, number=number)
         return number
 
@@ -109,44 +117,59 @@ class BridgeDispatcher:
         return dict(self._ports)
 
     def _sink_for(self, number: int) -> FrameSink:
+        """
+        Return the frame sink of bridge port C{number}. A subclass that
+        decides more per frame builds its own sink from L{_count_bridge_error}
+        and L{_send_to_egress}.
+        """
         process = self.bridge.process
         seconds = self._clock.seconds
-        ports = self._ports
+        send_to_egress = self._send_to_egress
 
         def frame_received(agg_id: int | None, frame: bytes) -> None:
             try:
                 egress = process(number, agg_id, frame, seconds())
             except Exception as e:
-                self.bridge_errors += 1
-                self._errors.error(
-                    "bridge",
-                    "Bridge failed on a frame from port {port} member {agg_id}: {error}",
-                    port=number,
-                    agg_id=agg_id,
-                    error=e,
-                )
+                self._count_bridge_error(number, agg_id, e)
                 return
-            for egress_port, egress_agg_id in egress:
-                port = ports.get(egress_port)
-                if port is None:
-                    self.unknown_egress += 1
-                    self._errors.error(
-                        "egress",
-                        "Bridge sent a frame to unattached port {port}; dropped",
-                        port=egress_port,
-                    )
-                    continue
-                try:
-                    port.send_frame(frame, egress_agg_id)
-                except Exception as e:
-                    # Ports count their own send errors; this is a bug in one.
-                    self.send_errors += 1
-                    self._errors.error(
-                        "send",
-                        "Port {name} failed to send a frame to member {agg_id}: {error}",
-                        name=port.name,
-                        agg_id=egress_agg_id,
-                        error=e,
-                    )
+            send_to_egress(frame, egress)
 
         return frame_received
+
+    def _count_bridge_error(self, number: int, agg_id: int | None, error: Exception) -> None:
+        self.bridge_errors += 1
+        self._errors.error(
+            "bridge",
+            "Bridge failed on a frame from port {port} member {agg_id}: {error}",
+            port=number,
+            agg_id=agg_id,
+            error=error,
+        )
+
+    def _send_to_egress(self, frame: bytes, egress) -> None:
+        """
+        Send C{frame} to each C{(port, agg_id)} of C{egress}.
+        """
+        ports = self._ports
+        for egress_port, egress_agg_id in egress:
+            port = ports.get(egress_port)
+            if port is None:
+                self.unknown_egress += 1
+                self._errors.error(
+                    "egress",
+                    "Bridge sent a frame to unattached port {port}; dropped",
+                    port=egress_port,
+                )
+                continue
+            try:
+                port.send_frame(frame, egress_agg_id)
+            except Exception as e:
+                # Ports count their own send errors; this is a bug in one.
+                self.send_errors += 1
+                self._errors.error(
+                    "send",
+                    "Port {name} failed to send a frame to member {agg_id}: {error}",
+                    name=port.name,
+                    agg_id=egress_agg_id,
+                    error=e,
+                )

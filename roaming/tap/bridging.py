@@ -99,48 +99,24 @@ class NodeDispatcher(BridgeDispatcher):
         #: Tunnel ports whose copies of LAN broadcasts are relayed, not learned.
         self._relays: set[int] = set()
         self.relayed = 0
-        self.bridge_errors = 0
         #: Stations whose next delivered frame is reported, by MAC.
         self.watched: set[bytes] = set()
         self.flood_filtered = 0
         self._limited = RepeatLimitedLog(_log)
 
-    def attach(
-        self,
-        port: Any,
-        *,
-        access_controlled: bool = False,
-        l3_learning: bool = True,
-        split_horizon: bool = False,
-        tunnel: bool = False,
-    ) -> int:
+    def attach(self, port: Any, *, tunnel: bool = False, **port_options: bool) -> int:
         """
         Add C{port} to the bridge with the given options and start it.
 
         @param tunnel: apply the tunnel flood policy to the port's members.
+        @param port_options: passed to C{Bridge.add_port}: C{access_controlled},
+            C{l3_learning} and C{split_horizon}.
         """
-        aggregation = getattr(port, "aggregation", False)
-        number = self.bridge.add_port(
-            port.name,
-            aggregation=aggregation,
-            access_controlled=access_controlled,
-            l3_learning=l3_learning,
-            split_horizon=split_horizon,
-        )
-        if aggregation:
-            for agg_id in port.member_ids():
-                self.bridge.add_member(number, agg_id)
+        number = super().attach(port, **port_options)
+        # The port is started, but the reactor delivers its first frame
+        # only after this returns.
         if tunnel:
             self._tunnel_ports.add(number)
-        self._ports[number] = port
-        try:
-            port.start_port(self._sink_for(number))
-        except BaseException:
-            del self._ports[number]
-            self._tunnel_ports.discard(number)
-            self.bridge.remove_port(number)
-            raise
-        _log.info("Attached port {name} as bridge port {number}", name=port.name, number=number)
         return number
 
     def detach(self, number: int):
@@ -214,7 +190,7 @@ class NodeDispatcher(BridgeDispatcher):
         has_events = self.bridge.has_events
         pop_events = self.bridge.pop_events
         seconds = self._clock.seconds
-        ports = self._ports
+        send_to_egress = self._send_to_egress
         tunnel_ports = self._tunnel_ports
         watched = self.watched
 
@@ -238,14 +214,7 @@ class NodeDispatcher(BridgeDispatcher):
             except Exception as error:
                 # An exception reaching the reactor would unregister the
                 # port's reader, so it costs this frame only.
-                self.bridge_errors += 1
-                self._errors.error(
-                    "bridge",
-                    "Bridge failed on a frame from port {port} member {agg_id}: {error}",
-                    port=number,
-                    agg_id=agg_id,
-                    error=error,
-                )
+                self._count_bridge_error(number, agg_id, error)
                 return
             if has_events():
                 self._on_events(pop_events())
@@ -260,17 +229,7 @@ class NodeDispatcher(BridgeDispatcher):
                     egress = ((self._uplink, None),)
             if watched and frame[0:6] in watched:
                 self._first_frame(frame[0:6], egress)
-            for egress_port, egress_agg_id in egress:
-                port = ports.get(egress_port)
-                if port is None:
-                    self.unknown_egress += 1
-                    self._errors.error(
-                        "egress",
-                        "Bridge sent a frame to unattached port {port}; dropped",
-                        port=egress_port,
-                    )
-                    continue
-                port.send_frame(frame, egress_agg_id)
+            send_to_egress(frame, egress)
 
         return frame_received
 

@@ -7,6 +7,7 @@ core and memory ports.
 
 import ipaddress
 
+import pytest
 from twisted.internet.task import Clock
 
 from roaming.bridge import Bridge, RoamerDetected, ap_entries
@@ -248,3 +249,34 @@ def test_events_popped_only_when_queued():
     radio.receive(arp_request(bytes.fromhex("02aa000000ff"), "10.2.0.60"))
     assert bridge.pops == 1
     assert [type(event) for event in events] == [RoamerDetected]
+
+
+def test_failed_tunnel_start_leaves_no_policy():
+    node = Node()
+    table = GreTunnelTable("10.1.0.11")
+    table.add_tunnel(GreTunnel(2, "10.1.0.3", 0))
+    broken = MemoryGrePort("gre-ap", "gre", table)
+
+    def fail(sink):
+        raise OSError("address not available")
+
+    broken.start_port = fail
+    with pytest.raises(OSError, match="address not available"):
+        node.dispatcher.attach(broken, tunnel=True)
+    assert "gre-ap" not in [row["name"] for row in node.bridge.ports()]
+    names = [port.name for port in node.dispatcher.ports().values()]
+    assert names == ["lan0", "gre-sc", "air0"]
+
+
+def test_send_exception_counted_and_others_served():
+    node = Node()
+    node.dispatcher.set_flood(node.gre_number, 1, True)
+
+    def broken_send(frame, agg_id=None):
+        raise RuntimeError("socket gone")
+
+    node.radio.send_frame = broken_send
+    request = arp_request(STATION, "10.1.0.50")
+    node.lan.receive(request)
+    assert node.dispatcher.send_errors == 1
+    assert node.sent(node.gre) == [(1, request)]

@@ -110,6 +110,7 @@ class LearningBridge:
         self.members: dict[int, list[int]] = {}
         self.table: dict[bytes, tuple[int, int | None]] = {}
         self.processed: list[tuple[int, int | None, bytes, float]] = []
+        self.removed: list[int] = []
 
     def add_port(self, name, *, aggregation=False, access_controlled=False) -> int:
         self.ports.append((name, aggregation, access_controlled))
@@ -123,8 +124,15 @@ class LearningBridge:
     def remove_member(self, port: int, agg_id: int) -> None:
         self.members[port].remove(agg_id)
 
+    def remove_port(self, port: int) -> None:
+        # Numbers stay as they are, so removed ports are only recorded.
+        self.removed.append(port)
+        del self.members[port]
+
     def _all_egress(self):
         for number, (_, aggregation, _) in enumerate(self.ports, start=1):
+            if number in self.removed:
+                continue
             if aggregation:
                 for agg_id in self.members[number]:
                     yield number, agg_id

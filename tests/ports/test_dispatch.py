@@ -180,3 +180,23 @@ def test_send_exception_keeps_port_reading():
     first.doRead()
     assert setup.dispatcher.send_errors == 2
     assert list(third_device.writeBuffer) == frames
+
+
+def test_failed_start_leaves_bridge():
+    """
+    A port that fails to start is removed from the bridge again, and the
+    error reaches the caller.
+    """
+    bridge = LearningBridge()
+    setup = _Setup(bridge)
+    _, first_number, _ = setup.tap(b"rtap0")
+    port = TapPort(b"rtap1", reactor=MemoryReactorClock(), system=setup.io)
+
+    def failing_start(sink):
+        raise OSError("device missing")
+
+    port.start_port = failing_start
+    with pytest.raises(OSError, match="device missing"):
+        setup.dispatcher.attach(port)
+    assert bridge.removed == [2]
+    assert list(setup.dispatcher.ports()) == [first_number]
