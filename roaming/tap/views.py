@@ -247,6 +247,8 @@ def _bridge_samples(vlan: str, unit: Any) -> Iterator[Sample]:
     yield Sample("l3_entries", len(unit.bridge.l3), kind=GAUGE, labels={"vlan": vlan})
     yield Sample("flood_filtered", unit.dispatcher.flood_filtered, labels={"vlan": vlan})
     yield Sample("dispatch_unknown_egress", unit.dispatcher.unknown_egress, labels={"vlan": vlan})
+    yield Sample("dispatch_bridge_errors", unit.dispatcher.bridge_errors, labels={"vlan": vlan})
+    yield Sample("dispatch_send_errors", unit.dispatcher.send_errors, labels={"vlan": vlan})
 
 
 def _control_samples(control: Any) -> Iterator[Sample]:

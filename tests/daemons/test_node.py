@@ -201,3 +201,19 @@ def test_udp_gre_ports_unfiltered(tmp_path):
 def test_ap_gre_port_unfiltered(tmp_path):
     service, _devices = start(tmp_path, ap)
     assert service.datapath.gre["sc"].port.port.ignore_remote is None
+
+
+def test_send_errors_counted_in_views(tmp_path):
+    service, devices = start(tmp_path, ap)
+    own = devices.port("rmbr0")
+
+    def broken_send(frame, agg_id=None):
+        raise RuntimeError("socket gone")
+
+    own.send_frame = broken_send
+    devices.port("eth0").receive(frame(OWN_MAC, HOST))
+    api = LocalAPIFactory(make_views(service))
+    reply = api.respond(json.dumps({"request": "counters"}).encode())
+    counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
+    assert counters[("dispatch_send_errors", "vlan=0")] == 1
+    assert counters[("dispatch_bridge_errors", "vlan=0")] == 0
