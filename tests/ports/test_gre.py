@@ -838,3 +838,63 @@ class TestRawSocketUnreachable:
         assert port.counters.tx_frames == 5
         assert port.counters.rx_errors == 0
         assert received == [(7, frame)]
+
+
+@_real[0]
+@_real[1]
+def test_raw_ports_on_one_address_filter_each_other():
+    """
+    Two raw GRE sockets bound to one address both receive every GRE
+    packet (raw(7)). With C{ignore_remote} naming the other port's peers,
+    each port delivers only its own peer's frame and its engine counts no
+    unknown remote.
+    """
+    first_engine = TunnelEngine(LOCAL)
+    first_engine.add_tunnel(7, PEER, KEY)
+    second_engine = TunnelEngine(LOCAL)
+    second_engine.add_tunnel(8, STRANGER, KEY)
+    received = {"first": [], "second": []}
+    with netns.namespaces("grefilter") as (namespace,):
+        first = RawGrePort(
+            LOCAL,
+            first_engine,
+            ignore_remote=lambda remote: second_engine.lookup(remote, KEY) is not None,
+            reactor=MemoryReactorClock(),
+        )
+        second = RawGrePort(
+            LOCAL,
+            second_engine,
+            ignore_remote=lambda remote: first_engine.lookup(remote, KEY) is not None,
+            reactor=MemoryReactorClock(),
+        )
+        sender = None
+        try:
+            # The ports open their sockets when started, in this namespace.
+            with netns.inside(namespace):
+                first.start_port(lambda agg_id, frame: received["first"].append((agg_id, frame)))
+                second.start_port(lambda agg_id, frame: received["second"].append((agg_id, frame)))
+                sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+            sender.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+            from_peer = udp_frame(b"from peer")
+            from_stranger = udp_frame(b"from stranger")
+            for source, frame in ((PEER, from_peer), (STRANGER, from_stranger)):
+                header = IP(src=source, dst=LOCAL, proto=47)
+                sender.sendto(bytes(header / _gre(frame)), (LOCAL, 0))
+
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and first.ignored + second.ignored < 2:
+                select.select([first.fileno(), second.fileno()], [], [], 0.1)
+                first.doRead()
+                second.doRead()
+        finally:
+            if sender is not None:
+                sender.close()
+            first.stop_port()
+            second.stop_port()
+
+    assert received["first"] == [(7, from_peer)]
+    assert received["second"] == [(8, from_stranger)]
+    assert first.ignored == 1
+    assert second.ignored == 1
+    assert first_engine.counters["unknown-remote"] == 0
+    assert second_engine.counters["unknown-remote"] == 0
