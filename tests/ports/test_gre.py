@@ -511,7 +511,7 @@ def test_receive_buffer_forced(port_class):
 @pytest.mark.parametrize("port_class", [RawGrePort, UdpGrePort])
 def test_receive_buffer_fallback(port_class):
     """
-    Without the privilege for SO_RCVBUFFORCE, the port asks for SO_RCVBUF.
+    Without the privilege for SO_RCVBUFFORCE, the port falls back to SO_RCVBUF.
     """
     system = _RefusingForce()
     port = port_class(
