@@ -268,6 +268,20 @@ def _control_samples(control: Any) -> Iterator[Sample]:
         yield Sample("control_remote_errors", value, labels={"code": code.decode("ascii")})
     for code, value in counters.errors_sent.items():
         yield Sample("control_errors_sent", value, labels={"code": code.decode("ascii")})
+    for reason, value in counters.tls_rejected.items():
+        yield Sample(
+            "control_tls_rejected",
+            value,
+            labels={"reason": reason},
+            documentation="Control connections rejected during the TLS handshake, by reason",
+        )
+    for reason, value in counters.protocol_errors.items():
+        yield Sample(
+            "control_protocol_errors",
+            value,
+            labels={"reason": reason},
+            documentation="Control connections that broke the AMP framing, by reason",
+        )
     yield Sample("control_messages_dropped", control.messages_dropped)
     yield Sample("control_action_errors", control.action_errors)
     yield Sample("static_entry_errors", control.datapath.static_errors)

@@ -127,3 +127,31 @@ def test_resource_renders_text_format():
     body = resource.render_GET(request)
     assert request.responseHeaders.getRawHeaders(b"content-type") == [CONTENT_TYPE_LATEST.encode()]
     assert b'roaming_port_rx_frames_total{node="ap1",port="eth0"} 3.0' in body
+
+
+def test_control_rejections_exported_by_reason():
+    """
+    TLS rejections and AMP framing errors on control connections become
+    counters labelled by reason.
+    """
+    from types import SimpleNamespace
+
+    from roaming.control.protocol import ConnectionCounters
+    from roaming.tap import views
+
+    counters = ConnectionCounters()
+    counters.tls_rejected["no-certificate"] += 2
+    counters.protocol_errors["unknown-answer"] += 1
+    control = SimpleNamespace(
+        counters=counters,
+        messages_dropped=0,
+        action_errors=0,
+        datapath=SimpleNamespace(static_errors=0),
+        peers={},
+    )
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for sample in views._control_samples(control)
+    }
+    assert found[("control_tls_rejected", (("reason", "no-certificate"),))] == 2
+    assert found[("control_protocol_errors", (("reason", "unknown-answer"),))] == 1
