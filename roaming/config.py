@@ -732,7 +732,7 @@ def _read_subnets(reader: _Reader, node: NodeConfig | None) -> tuple[SubnetConfi
 
 def _read_vscs(reader: _Reader, radio_interface: str | None) -> tuple[VSCConfig, ...] | None:
     tables = reader.array("vsc", roles=("ap",))
-    if reader.role == "ap" and not tables and "vsc" not in reader.document:
+    if reader.role == "ap" and not tables and reader.document.get("vsc", []) == []:
         reader.problem("vsc", "missing required section: an AP needs at least one [[vsc]]")
         return None
     vscs: list[VSCConfig] = []

@@ -48,6 +48,18 @@ def test_rejected_at_check_time(role, base, change, key):
     assert keys == [key]
 
 
+def test_empty_vsc_array_rejected():
+    """
+    An AP configured with C{vsc = []} has no VSC to serve, so the file is
+    rejected like one without any C{[[vsc]]}.
+    """
+    without_vsc = replace(MINIMAL_AP, '[[vsc]]\nid = 1\nname = "staff"\n', "")
+    problems = problems_of("vsc = []\n" + without_vsc, "ap")
+    assert problems == [
+        ("vsc", "missing required section: an AP needs at least one [[vsc]]")
+    ]
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
