@@ -13,6 +13,7 @@ import pytest
 from roaming.errors import DecodeError
 from roaming.radio.hostapd import (
     MAX_MESSAGE_SIZE,
+    MAX_PENDING,
     ControlState,
     HostapdControl,
     StationConnected,
@@ -269,11 +270,25 @@ def test_station_table_bound():
 
 
 def test_pending_bound_detaches():
-    control = attached_control()
-    for second in range(1, 20):
-        control.tick(5.0 * second)
-    # No reply ever came: the first missing PONG already detached the client.
-    assert control.state is not ControlState.ATTACHED
+    # The reply timeout is far away, so only the pending-command bound can
+    # detach the client.
+    control = HostapdControl(ping_interval=1.0, reply_timeout=1000.0, retry_interval=1.0)
+    control.start(0.0)
+    control.data_to_send()
+    control.receive(b"OK\n", 0.0)
+    control.data_to_send()
+    control.receive(b"", 0.0)
+    for second in range(1, MAX_PENDING + 1):
+        control.tick(float(second))
+        assert control.state is ControlState.ATTACHED, second
+    assert control.data_to_send() == [b"PING"] * MAX_PENDING
+
+    control.tick(float(MAX_PENDING + 1))
+
+    assert control.state is ControlState.DETACHED
+    assert control.data_to_send() == []
+    # Losing hostapd clears the pending commands and schedules an attach.
+    assert control.next_deadline() == MAX_PENDING + 1 + 1.0
 
 
 def test_detach_sends_detach():
