@@ -26,8 +26,20 @@ def namespace(netns_ready):
         netns.remove(name)
 
 
-def test_start_and_stop(namespace, tmp_path):
-    group = ProcessGroup(tmp_path)
+@pytest.fixture
+def group(tmp_path):
+    """
+    Return a process group whose processes are stopped after the test, even
+    when it fails.
+    """
+    processes = ProcessGroup(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def test_start_and_stop(namespace, group):
     process = group.start("sleeper", namespace, ["sleep", "30"])
     assert process.running()
     # sleep has no SIGTERM handler, so the signal ends it.
@@ -53,8 +65,7 @@ def test_check_alive_reports_exit(namespace, tmp_path):
     assert "daemon failed: bad key" in str(raised.value)
 
 
-def test_stop_all(namespace, tmp_path):
-    group = ProcessGroup(tmp_path)
+def test_stop_all(namespace, group):
     processes = [group.start(f"sleeper-{n}", namespace, ["sleep", "30"]) for n in range(3)]
     group.stop_all()
     assert group.processes == []
