@@ -769,6 +769,29 @@ class TestRealUdpGreEngine(_RealContract):
 
 @_real[0]
 @_real[1]
+def _count_protocol_unreachable(sock, *, expected, timeout):
+    """
+    Read ICMP messages from the raw socket C{sock} until C{expected}
+    protocol-unreachable messages (RFC 792 type 3, code 2) arrived or
+    C{timeout} seconds passed, and return how many arrived.
+    """
+    deadline = time.monotonic() + timeout
+    seen = 0
+    # Each loop reads one message or waits, so 100 rounds bound the loop
+    # even when unrelated ICMP traffic keeps arriving.
+    for _ in range(100):
+        remaining = deadline - time.monotonic()
+        if seen >= expected or remaining <= 0:
+            break
+        readable, _, _ = select.select([sock], [], [], remaining)
+        if not readable:
+            break
+        packet = IP(sock.recv(65535))
+        if packet.proto == 1 and bytes(packet.payload)[:2] == b"\x03\x02":
+            seen += 1
+    return seen
+
+
 class TestRawSocketUnreachable:
     """
     The trap of connected raw sockets, checked on the real kernel: ICMP
@@ -822,17 +845,22 @@ class TestRawSocketUnreachable:
             port = RawGrePort(LOCAL, engine, reactor=MemoryReactorClock())
             port.start_port(lambda agg_id, frame: received.append((agg_id, frame)))
         peer = self._raw_socket()
+        with netns.inside(self.namespace):
+            icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         try:
             peer.bind((PEER, 0))
             for _ in range(5):
                 port.send_frame(udp_frame(), 8)
-            time.sleep(0.1)
+            # The error path only matters once the kernel has answered every
+            # packet, so wait until the namespace has seen all five replies.
+            assert _count_protocol_unreachable(icmp, expected=5, timeout=5.0) == 5
             port.doRead()
             frame = udp_frame(b"still reading")
             peer.sendto(bytes(IP(src=PEER, dst=LOCAL, proto=47) / _gre(frame)), (LOCAL, 0))
             select.select([port.fileno()], [], [], 2.0)
             port.doRead()
         finally:
+            icmp.close()
             peer.close()
             port.stop_port()
         assert port.counters.tx_frames == 5
