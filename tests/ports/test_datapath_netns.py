@@ -15,7 +15,16 @@ import pytest
 from roaming.ports.packet import ETH_P_ALL, PACKET_OUTGOING
 
 from . import netns
-from .topology import HOST_A, HOST_B, TUNNEL_KEY, gre_hop, tap_to_tap, tap_to_uplink
+from .topology import (
+    HOST_A,
+    HOST_B,
+    TUNNEL_KEY,
+    WAN_A,
+    WAN_B,
+    gre_hop,
+    tap_to_tap,
+    tap_to_uplink,
+)
 
 pytestmark = netns.requires_netns
 
@@ -349,6 +358,63 @@ def test_vlan_tags_cross_uplink(tmp_path):
     assert forwarder["bridge_errors"] == 0
 
 
+def _gre_payload(data: bytes) -> tuple[str, bytes] | None:
+    """
+    Return the outer source address and the GRE header with its payload of
+    the Ethernet frame C{data}, or L{None} when it carries no GRE.
+    """
+    if data[12:14] != b"\x08\x00":
+        return None
+    header_length = (data[14] & 0x0F) * 4
+    source = socket.inet_ntoa(data[26:30])
+    payload = data[14 + header_length :]
+    if data[23] == 47:
+        return source, payload
+    # GRE-in-UDP: destination port 4754 (RFC 8086 section 3).
+    if data[23] == 17 and payload[2:4] == b"\x12\x92":
+        return source, payload[8:]
+    return None
+
+
+def _keepalive_kind(gre: bytes) -> str:
+    """
+    Classify a GRE packet of an otherwise idle tunnel: a keepalive carries
+    an IPv4 packet addressed back to its sender, and the peer's reflection
+    is that inner packet sent on its own.
+    """
+    flags = int.from_bytes(gre[:2], "big")
+    # RFC 2890 section 2: checksum, key and sequence number are 4 bytes each.
+    length = 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    protocol = gre[2:4]
+    inner = gre[length:]
+    if protocol == b"\x08\x00" and inner[:1] == b"\x45" and inner[9:10] == b"\x2f":
+        return "keepalive"
+    return "reflection"
+
+
+def _wait_for_keepalives(sock: socket.socket, *, expected: int) -> dict:
+    """
+    Count keepalives and reflections per sender on the WAN link until each
+    reached C{expected}, for at most 10 s and 1000 packets.
+    """
+    counts = {
+        (source, kind): 0 for source in (WAN_A, WAN_B) for kind in ("keepalive", "reflection")
+    }
+    deadline = time.monotonic() + 10.0
+    for _ in range(1000):
+        if min(counts.values()) >= expected or time.monotonic() > deadline:
+            break
+        try:
+            data = sock.recv(65535)
+        except TimeoutError:
+            continue
+        outer = _gre_payload(data)
+        if outer is None or outer[0] not in (WAN_A, WAN_B):
+            continue
+        counts[(outer[0], _keepalive_kind(outer[1]))] += 1
+    return counts
+
+
 @pytest.mark.parametrize("transport", ["ip", "udp"])
 def test_keepalives_answered(transport):
     """
@@ -357,8 +423,16 @@ def test_keepalives_answered(transport):
     reflects them back.
     """
     with gre_hop(transport=transport, keepalive=0.2) as topology:
-        time.sleep(1.5)
+        wire = _capture_socket(topology.wan, "wb")
+        try:
+            # One more than the counters need on the wire, so the packets
+            # counted below were handled before the forwarders stop.
+            seen = _wait_for_keepalives(wire, expected=4)
+        finally:
+            wire.close()
         counters = topology.stop_forwarders()
+    for (source, kind), count in seen.items():
+        assert count >= 4, (source, kind, seen)
     for forwarder in counters:
         [gre] = [port for name, port in forwarder["ports"].items() if "gre" in name]
         assert gre.get("tunnel.keepalive-sent", 0) >= 3
