@@ -330,11 +330,10 @@ def test_vlan_tags_cross_uplink(tmp_path):
         to_b = [_tagged_frame(mac_a, mac_b, 100, 5, HOST_A, HOST_B, i) for i in range(3)]
         to_a = [_tagged_frame(mac_b, mac_a, 200, 3, HOST_B, HOST_A, i) for i in range(3)]
         captures = {"a": tmp_path / "a.pcap", "b": tmp_path / "b.pcap"}
-        tcpdumps = [
-            _start_capture(topology.a, "ha0", captures["a"]),
-            _start_capture(topology.b, "hb0", captures["b"]),
-        ]
+        tcpdumps = []
         try:
+            tcpdumps.append(_start_capture(topology.a, "ha0", captures["a"]))
+            tcpdumps.append(_start_capture(topology.b, "hb0", captures["b"]))
             for host, device, frames in ((topology.a, "ha0", to_b), (topology.b, "hb0", to_a)):
                 sender = _capture_socket(host, device)
                 try:
