@@ -47,6 +47,7 @@ from roaming.control.tls import (
     ClientTLS,
     NodeCredentials,
     ServerTLS,
+    TLSCounters,
     client_endpoint,
     load_credentials,
 )
@@ -513,7 +514,12 @@ class ControlService(MultiService):
         self.credentials = credentials
         self.reactor = reactor
         self.port = port
-        self.server_tls = ServerTLS(credentials, check_client_address=check_client_address)
+        #: Peers rejected by the TLS verify callback, on accepted and dialled
+        #: connections alike.
+        self.tls_counters = TLSCounters()
+        self.server_tls = ServerTLS(
+            credentials, check_client_address=check_client_address, counters=self.tls_counters
+        )
         self.bind_address = bind_address
         self._listen_endpoint = listen_endpoint
         self._endpoint_for = endpoint_for if endpoint_for is not None else self._tls_endpoint
@@ -549,10 +555,20 @@ class ControlService(MultiService):
         credentials = load_credentials(certificate, key, ca, now=now)
         return cls(node, credentials, **options)
 
+    def client_tls(self, peer: IPv4Address) -> ClientTLS:
+        """
+        Return the TLS connection creator for dialling C{peer}, counting its
+        rejections in L{tls_counters}.
+        """
+        return ClientTLS(self.credentials, str(peer), counters=self.tls_counters)
+
     def _tls_endpoint(self, peer: IPv4Address):
-        client_tls = ClientTLS(self.credentials, str(peer))
         return client_endpoint(
-            self.reactor, client_tls, str(peer), self.port, bind_address=self.bind_address
+            self.reactor,
+            self.client_tls(peer),
+            str(peer),
+            self.port,
+            bind_address=self.bind_address,
         )
 
     def connect(self, peer: IPv4Address) -> ClientService:

@@ -417,9 +417,15 @@ class _PeerVerifier:
 class _MutualTLS:
     log = Logger(namespace="roaming.control.tls")
 
-    def __init__(self, credentials: NodeCredentials, *, log: Logger | None = None) -> None:
+    def __init__(
+        self,
+        credentials: NodeCredentials,
+        *,
+        log: Logger | None = None,
+        counters: TLSCounters | None = None,
+    ) -> None:
         self.credentials = credentials
-        self.counters = TLSCounters()
+        self.counters = counters if counters is not None else TLSCounters()
         if log is not None:
             self.log = log
         self._context = _make_context(credentials)
@@ -443,12 +449,19 @@ class ClientTLS(_MutualTLS):
     @param peer_name: the IP literal or DNS name that the server's
         certificate must carry as a subjectAltName (usually the address we
         dial).
+    @param counters: where rejections are counted; by default a new
+        L{TLSCounters}, so pass one to share it between connection creators.
     """
 
     def __init__(
-        self, credentials: NodeCredentials, peer_name: str, *, log: Logger | None = None
+        self,
+        credentials: NodeCredentials,
+        peer_name: str,
+        *,
+        log: Logger | None = None,
+        counters: TLSCounters | None = None,
     ) -> None:
-        super().__init__(credentials, log=log)
+        super().__init__(credentials, log=log, counters=counters)
         self.peer_name = peer_name
         try:
             ipaddress.ip_address(peer_name)
@@ -474,6 +487,8 @@ class ServerTLS(_MutualTLS):
 
     @param check_client_address: if true, the client's certificate must also
         carry the connection's source IP address as an IP subjectAltName.
+    @param counters: where rejections are counted; by default a new
+        L{TLSCounters}.
     """
 
     def __init__(
@@ -482,8 +497,9 @@ class ServerTLS(_MutualTLS):
         *,
         check_client_address: bool = True,
         log: Logger | None = None,
+        counters: TLSCounters | None = None,
     ) -> None:
-        super().__init__(credentials, log=log)
+        super().__init__(credentials, log=log, counters=counters)
         self.check_client_address = check_client_address
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:

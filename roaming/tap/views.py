@@ -10,6 +10,7 @@ Nothing here changes the daemon's state.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -196,6 +197,12 @@ def samples(service: Any) -> Iterator[Sample]:
                     labels["protocol"] = protocol
                 yield Sample(f"port_{counter}", value, labels=labels, documentation=_PORT_DOC)
     for kind, gre in datapath.gre.items():
+        yield Sample(
+            "gre_ignored",
+            gre.port.ignored,
+            labels={"port": gre.port.name},
+            documentation="GRE packets dropped because they came from the other GRE port's peers",
+        )
         for name, value in gre.engine.counters.items():
             yield Sample(
                 "tunnel_events",
@@ -246,6 +253,12 @@ def _bridge_samples(vlan: str, unit: Any) -> Iterator[Sample]:
         yield Sample("bridge_malformed", value, labels={"vlan": vlan, "protocol": protocol})
     yield Sample("l3_entries", len(unit.bridge.l3), kind=GAUGE, labels={"vlan": vlan})
     yield Sample("flood_filtered", unit.dispatcher.flood_filtered, labels={"vlan": vlan})
+    yield Sample(
+        "dispatch_relayed",
+        unit.dispatcher.relayed,
+        labels={"vlan": vlan},
+        documentation="LAN broadcasts relayed from one tunnel port to another",
+    )
     yield Sample("dispatch_unknown_egress", unit.dispatcher.unknown_egress, labels={"vlan": vlan})
     yield Sample("dispatch_bridge_errors", unit.dispatcher.bridge_errors, labels={"vlan": vlan})
     yield Sample("dispatch_send_errors", unit.dispatcher.send_errors, labels={"vlan": vlan})
@@ -268,7 +281,13 @@ def _control_samples(control: Any) -> Iterator[Sample]:
         yield Sample("control_remote_errors", value, labels={"code": code.decode("ascii")})
     for code, value in counters.errors_sent.items():
         yield Sample("control_errors_sent", value, labels={"code": code.decode("ascii")})
-    for reason, value in counters.tls_rejected.items():
+    # The verify callback counts the peers whose certificate it rejects.
+    # The control protocol counts the handshakes that fail before the
+    # callback runs, so the two never count the same reason.
+    tls_rejected = Counter(counters.tls_rejected)
+    for reason, value in control.tls_counters.rejected.items():
+        tls_rejected[reason.value] += value
+    for reason, value in tls_rejected.items():
         yield Sample(
             "control_tls_rejected",
             value,

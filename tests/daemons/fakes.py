@@ -61,6 +61,8 @@ class MemoryGrePort(MemoryPort):
     def __init__(self, name, kind, table):
         super().__init__(name, kind)
         self.table = table
+        #: Packets dropped by the remote filter, as on a real GRE port.
+        self.ignored = 0
 
     def member_ids(self):
         return [tunnel.agg_id for tunnel in self.table.tunnels()]

@@ -55,9 +55,7 @@ def test_empty_vsc_array_rejected():
     """
     without_vsc = replace(MINIMAL_AP, '[[vsc]]\nid = 1\nname = "staff"\n', "")
     problems = problems_of("vsc = []\n" + without_vsc, "ap")
-    assert problems == [
-        ("vsc", "missing required section: an AP needs at least one [[vsc]]")
-    ]
+    assert problems == [("vsc", "missing required section: an AP needs at least one [[vsc]]")]
 
 
 @pytest.mark.parametrize(

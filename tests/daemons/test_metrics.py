@@ -137,6 +137,7 @@ def test_control_rejections_exported_by_reason():
     from types import SimpleNamespace
 
     from roaming.control.protocol import ConnectionCounters
+    from roaming.control.tls import TLSCounters
     from roaming.tap import views
 
     counters = ConnectionCounters()
@@ -144,6 +145,7 @@ def test_control_rejections_exported_by_reason():
     counters.protocol_errors["unknown-answer"] += 1
     control = SimpleNamespace(
         counters=counters,
+        tls_counters=TLSCounters(),
         messages_dropped=0,
         action_errors=0,
         datapath=SimpleNamespace(static_errors=0),

@@ -334,6 +334,33 @@ class TestAPService:
         assert counters[("local_api_events", "event=rejected_connections")] == 0
         assert counters[("local_api_connections", "")] == 0
 
+    def test_operator_counters_exported(self, tmp_path):
+        """
+        TLS rejections seen by the verify callback of both the listening and
+        the dialling side, GRE packets dropped by a port's remote filter,
+        and LAN broadcasts relayed between tunnels are all readable with
+        roamctl counters.
+        """
+        from roaming.control.tls import RejectionReason
+
+        service, _reactor, _devices = self.start(tmp_path)
+        control = service.control
+        control.server_tls.counters.rejected[RejectionReason.UNTRUSTED_CA] += 1
+        client_tls = control.client_tls(ipaddress.IPv4Address("10.1.0.2"))
+        client_tls.counters.rejected[RejectionReason.UNTRUSTED_CA] += 2
+        client_tls.counters.rejected[RejectionReason.WRONG_IDENTITY] += 1
+        control.node.counters.tls_rejected["no-certificate"] += 4
+        (gre,) = service.datapath.gre.values()
+        gre.port.ignored = 5
+        service.datapath.units[0].dispatcher.relayed = 6
+        reply = LocalAPIFactory(make_views(service)).respond(b'{"request":"counters"}')
+        counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
+        assert counters[("control_tls_rejected", "reason=untrusted-ca")] == 3
+        assert counters[("control_tls_rejected", "reason=wrong-identity")] == 1
+        assert counters[("control_tls_rejected", "reason=no-certificate")] == 4
+        assert counters[("gre_ignored", f"port={gre.port.name}")] == 5
+        assert counters[("dispatch_relayed", "vlan=0")] == 6
+
 
 class TestStartFailure:
     """
