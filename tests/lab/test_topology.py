@@ -10,7 +10,6 @@ These tests never roam across subnets: only the roaming daemons can do that.
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -69,6 +68,20 @@ def lease(plan, processes, directory, client):
         what="a DHCP lease",
     )
     return process, bound[-1]
+
+
+def udp_datagrams_sent(namespace):
+    """
+    Return the UDP datagrams sent in C{namespace}: the C{OutDatagrams} field
+    of C{/proc/net/snmp}.
+    """
+    rows = [
+        line.split()
+        for line in run_in(namespace, ["cat", "/proc/net/snmp"]).splitlines()
+        if line.startswith("Udp:")
+    ]
+    header, values = rows[0], rows[1]
+    return int(values[header.index("OutDatagrams")])
 
 
 def ping(plan, client, address):
@@ -132,7 +145,12 @@ def test_dhcp_and_probes_over_flat_path(flat_lab):
         ],
     )
     wait_for(lambda: "ready" in probe.log_tail(), timeout=10, what="the probe")
-    time.sleep(1.0)
+    wait_for(
+        lambda: udp_datagrams_sent(plan.namespace("host-a")) >= 400,
+        timeout=30,
+        interval=0.1,
+        what="400 echoed probes",
+    )
 
     dhcp.request_renewal(udhcpc.pid)
     events_path = dhcp.client_events_path(directory, client)
