@@ -216,20 +216,35 @@ SOCKET_SCRIPT = textwrap.dedent(
                          local_path=directory + "/client", ping_interval=0.2,
                          reply_timeout=0.2, retry_interval=0.1)
     radio.startService()
-    results = {}
+    results = {"phase": "attach"}
+    first = ("connected", bytes.fromhex("020000000009"))
+    second = ("connected", bytes.fromhex("020000000001"))
 
-    def step1():
-        results["attached"] = radio.state.value
-        results["told"] = server.connect_station(bytes.fromhex("020000000001"))
-
-    def step2():
+    def poll():
+        # Each phase waits for the event the previous one caused.
         global server
-        # Restart the server with an empty station table.
-        server.close()
-        server = EmulatedRadio(server_path)
-        server.listen()
+        attached = radio.state.value == "attached"
+        if results["phase"] == "attach" and attached and first in listener.events:
+            results["attached"] = radio.state.value
+            results["told"] = server.connect_station(bytes.fromhex("020000000001"))
+            results["phase"] = "notify"
+        elif results["phase"] == "notify" and second in listener.events:
+            # Restart the server with an empty station table.
+            server.close()
+            server = EmulatedRadio(server_path)
+            server.listen()
+            results["phase"] = "restart"
+        elif (
+            results["phase"] == "restart"
+            and attached
+            and radio.counters["reattaches"] >= 1
+            and len(listener.events) >= 4
+        ):
+            results["phase"] = "done"
+            finish()
 
     def finish():
+        poller.stop()
         results["events"] = [[kind, mac.hex()] for kind, mac in listener.events]
         results["reattaches"] = radio.counters["reattaches"]
         results["state"] = radio.state.value
@@ -238,10 +253,14 @@ SOCKET_SCRIPT = textwrap.dedent(
         print(json.dumps(results))
         reactor.stop()
 
-    reactor.callLater(0.3, step1)
-    reactor.callLater(0.5, step2)
-    reactor.callLater(1.8, finish)
-    reactor.callLater(10, reactor.stop)
+    poller = task.LoopingCall(poll)
+    poller.start(0.02)
+    # A deadline far beyond the few hundred milliseconds the steps take, so
+    # a slow machine still finishes and a stuck phase is reported.
+    deadline = reactor.callLater(20, finish)
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: deadline.active() and deadline.cancel()
+    )
     reactor.run()
     """
 )
@@ -252,11 +271,12 @@ def test_radio_over_real_sockets(tmp_path):
         [sys.executable, "-c", SOCKET_SCRIPT, str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
     results = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert results["phase"] == "done"
     assert results["attached"] == "attached"
     assert results["told"] == 1
     assert results["events"] == [
