@@ -457,9 +457,10 @@ class NodeDatapath:
         elif isinstance(action, actions.TunnelDown):
             self.tunnel_down(action.peer)
         elif isinstance(action, actions.AddL3Entry):
-            port, agg_id = self.egress_for(action.peer)
-            positive = action.match is actions.L3Match.POSITIVE
-            self._put_l3_entry(unit.bridge, action.network, port, agg_id, positive)
+            if self._on_tunnel_bridge(action.network):
+                port, agg_id = self.egress_for(action.peer)
+                positive = action.match is actions.L3Match.POSITIVE
+                self._put_l3_entry(unit.bridge, action.network, port, agg_id, positive)
         elif isinstance(action, actions.RemoveL3Entry):
             if any(entry.network == action.network for entry in unit.bridge.l3.entries()):
                 unit.bridge.l3.remove(action.network)
@@ -572,6 +573,21 @@ class NodeDatapath:
             bridge.l3.modify(network, port=port, agg_id=agg_id, positive=positive)
         else:
             bridge.l3.add(network, port, agg_id, positive=positive)
+
+    def _on_tunnel_bridge(self, network: ipaddress.IPv4Network) -> bool:
+        """
+        Return whether an L3 entry for C{network} belongs on the VLAN 0
+        bridge, the only one with the tunnels as members.
+
+        A configured subnet belongs to the bridge of its own VLAN. The
+        bridges of other VLANs have no tunnel to point an entry at, so their
+        subnets get no entry and their stations are bridged locally. Any
+        other network, such as another SC's subnet, is a VLAN 0 entry.
+        """
+        for subnet in self.config.subnets:
+            if subnet.network == network:
+                return subnet.vlan == 0
+        return True
 
     def set_l3_entries(self, vlan: int, entries: Iterable[L3Entry]) -> None:
         """

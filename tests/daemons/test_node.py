@@ -217,3 +217,28 @@ def test_send_errors_counted_in_views(tmp_path):
     counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
     assert counters[("dispatch_send_errors", "vlan=0")] == 1
     assert counters[("dispatch_bridge_errors", "vlan=0")] == 0
+
+
+def test_l3_entries_stay_on_their_vlan(tmp_path):
+    """
+    The negative entries that the AP role sends after connecting to its SC
+    reach only the VLAN 0 bridge, which carries the tunnel, and only for
+    VLAN 0's subnets. A subnet of another VLAN never becomes an entry of the
+    VLAN 0 bridge, where it would mark its addresses as local.
+    """
+    second_subnet = '[[subnet]]\nnetwork = "10.5.0.0/24"\nvlan = 5\n\n[[vsc]]'
+    service, _devices = start(tmp_path, ap, **{"[[vsc]]": second_subnet})
+    datapath = service.datapath
+    to_do = service.access_point.controller_connected(0.0)
+    l3_actions = [action for action in to_do if isinstance(action, actions.AddL3Entry)]
+    assert {str(action.network) for action in l3_actions} == {"10.1.0.0/24", "10.5.0.0/24"}
+    for action in l3_actions:
+        assert datapath.apply(action)
+    networks = {
+        vlan: [str(entry.network) for entry in unit.bridge.l3.entries()]
+        for vlan, unit in datapath.units.items()
+    }
+    assert networks == {0: ["10.1.0.0/24"], 5: []}
+    for action in service.access_point.controller_lost(1.0):
+        datapath.apply(action)
+    assert [entry.network for entry in datapath.units[0].bridge.l3.entries()] == []
