@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -175,7 +175,7 @@ def test_handle_action() -> None:
 CHILD = textwrap.dedent(
     """
     import json, sys
-    from twisted.internet import reactor
+    from twisted.internet import reactor, task
     from roaming.control.iapp_udp import IappMulticastProtocol, listen_iapp
 
     received = {"a": [], "b": []}
@@ -187,9 +187,26 @@ CHILD = textwrap.dedent(
     side_b = IappMulticastProtocol("10.77.0.2", on_add_notify=recorder("b"))
     listen_iapp(reactor, side_a, device=sys.argv[1])
     listen_iapp(reactor, side_b, device=sys.argv[2])
-    reactor.callLater(0.3, side_a.send, bytes.fromhex("020000000001"))
-    reactor.callLater(1.0, reactor.stop)
+
+    # B answers A's notify with its own. A's looped-back copy of its own
+    # packet, if the protocol failed to drop it, reaches A before B's
+    # answer does, so stopping at B's answer cannot miss it.
+    def poll():
+        if received["b"] and not received["answered"]:
+            received["answered"] = True
+            side_b.send(bytes.fromhex("020000000002"))
+        if received["a"]:
+            poller.stop()
+            reactor.stop()
+
+    received["answered"] = False
+    poller = task.LoopingCall(poll)
+    poller.start(0.02)
+    reactor.callWhenRunning(side_a.send, bytes.fromhex("020000000001"))
+    # A bound far beyond the milliseconds the exchange takes.
+    reactor.callLater(20, reactor.stop)
     reactor.run()
+    del received["answered"]
     print(json.dumps(received))
     """
 )
@@ -203,7 +220,8 @@ def run(*command: str, timeout: float = 20) -> subprocess.CompletedProcess:
 def test_add_notify_between_interfaces(tmp_path: Path) -> None:
     """
     An ADD-notify sent on one end of a veth pair reaches the AP bound to the
-    other end and not the sender; tshark sees UDP to 224.0.1.178:3517 with
+    other end and not the sender, and the answer travels back the same way;
+    tshark sees UDP to 224.0.1.178:3517 with
     TTL 1 and the expected payload.
     """
     if os.geteuid() != 0:
@@ -231,8 +249,10 @@ def test_add_notify_between_interfaces(tmp_path: Path) -> None:
             # Both ends live in one namespace, so the receiving end sees a
             # local source address; accept it instead of dropping it as a
             # martian.
+            ("sysctl", "-qw", f"net.ipv4.conf.{side_a}.accept_local=1"),
             ("sysctl", "-qw", f"net.ipv4.conf.{side_b}.accept_local=1"),
             ("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"),
+            ("sysctl", "-qw", f"net.ipv4.conf.{side_a}.rp_filter=0"),
             ("sysctl", "-qw", f"net.ipv4.conf.{side_b}.rp_filter=0"),
         ):
             result = run(*in_namespace, *command)
@@ -242,7 +262,10 @@ def test_add_notify_between_interfaces(tmp_path: Path) -> None:
              "udp", "port", "3517"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(0.5)
+        # tcpdump reports "listening on" once the capture is open.
+        ready, _, _ = select.select([tcpdump.stderr], [], [], 10.0)
+        assert ready, "tcpdump did not open the capture within 10 s"
+        assert b"listening on" in tcpdump.stderr.readline()
         environment = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
         child = subprocess.run(
             [*in_namespace, sys.executable, "-c", CHILD, side_a, side_b],
@@ -250,8 +273,8 @@ def test_add_notify_between_interfaces(tmp_path: Path) -> None:
         )  # fmt: skip
         assert child.returncode == 0, child.stderr
         received = json.loads(child.stdout.strip().splitlines()[-1])
-        assert received["b"] == [["020000000001", "10.77.0.1"]]
-        assert received["a"] == []
+        assert received["b"][0] == ["020000000001", "10.77.0.1"]
+        assert received["a"] == [["020000000002", "10.77.0.2"]]
         tcpdump.wait(timeout=10)
         # tshark's IAPP dissector follows a draft older than 802.11F, so it
         # checks only the version and command octets; the payload is compared
