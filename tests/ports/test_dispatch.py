@@ -9,6 +9,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.pair.testing import MemoryIOSystem, Tunnel
 from twisted.pair.tuntap import _TUN_KO_PATH
 
+from roaming.bridge.core import Bridge
 from roaming.ports.dispatch import BridgeDispatcher
 from roaming.ports.gre import RawGrePort
 from roaming.ports.tap import TapPort
@@ -147,8 +148,7 @@ def test_with_roaming_bridge():
     The dispatcher drives the project's bridge core: a flood reaches the
     other port and the learned reply goes back.
     """
-    core = pytest.importorskip("roaming.bridge.core")
-    setup = _Setup(core.Bridge())
+    setup = _Setup(Bridge())
     first, _, first_device = setup.tap(b"rtap0")
     second, _, second_device = setup.tap(b"rtap1")
     request = arp_request()
