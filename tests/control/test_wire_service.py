@@ -364,6 +364,7 @@ def test_commit_batched_per_turn(authority: TestAuthority, tmp_path) -> None:
     assert flushes == []
     network.flush()
 
+    assert len(flushes) == 1
     assert flushes[0] >= 5
     assert len(sc1.role_object.db) == 5
 
