@@ -9,6 +9,8 @@ import io
 import json
 import sys
 
+import pytest
+
 from roaming.lab import runner
 from roaming.lab.cli import EXIT_ERROR, main
 from roaming.lab.runner import LabOptions, LabRun
@@ -28,10 +30,31 @@ def test_plot_without_matplotlib_stops_first(monkeypatch, tmp_path, capsys):
 
 
 def test_plot_with_matplotlib_runs(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
     report = {"ok": True, "roams": [], "summary": {}, "checks": {}}
-    monkeypatch.setattr(runner.LabRun, "run", lambda self: report)
-    monkeypatch.setattr("roaming.lab.cli.format_report", lambda report: "PASS")
-    assert main(["--plot", str(tmp_path / "t.png")], output=io.StringIO()) == 0
+    started = []
+
+    def record_run(self):
+        started.append(self.options)
+        return report
+
+    formatted = []
+
+    def record_report(given):
+        formatted.append(given)
+        return "PASS"
+
+    monkeypatch.setattr(runner.LabRun, "run", record_run)
+    monkeypatch.setattr("roaming.lab.cli.format_report", record_report)
+    output = io.StringIO()
+    plot_path = tmp_path / "t.png"
+
+    assert main(["--plot", str(plot_path)], output=output) == 0
+
+    [options] = started
+    assert str(options.plot_path) == str(plot_path)
+    assert formatted == [report]
+    assert output.getvalue() == "PASS\n"
 
 
 def test_failed_plot_keeps_json(monkeypatch, tmp_path):
