@@ -5,6 +5,7 @@ pair in a network namespace that the test creates, where a child process
 isolates the port and looks up its MAC address.
 """
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -49,9 +50,14 @@ def run(*command):
     return completed.stdout.strip()
 
 
+# A serial number per namespace set, so a set left behind by a failed removal
+# cannot make the next test fail with "File exists".
+_serial = itertools.count(1)
+
+
 @pytest.fixture
 def namespace():
-    name = f"rmtst-daemons-{os.getpid()}-dev"
+    name = f"rmtst-daemons-{os.getpid()}-{next(_serial)}-dev"
     run("ip", "netns", "add", name)
     try:
         run("ip", "-n", name, "link", "add", "port0", "type", "veth", "peer", "name", "peer0")

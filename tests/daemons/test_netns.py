@@ -8,6 +8,7 @@ both bridges, and SIGTERM stops both cleanly.
 """
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -58,6 +59,11 @@ def run(*command, timeout=10.0, check=True):
     return completed
 
 
+# A serial number per namespace set, so a set left behind by a failed removal
+# cannot make the next test fail with "File exists".
+_serial = itertools.count(1)
+
+
 class Topology:
     """
     Namespaces C{switch}, C{sc}, C{ap} and C{client}, named after this
@@ -68,7 +74,7 @@ class Topology:
 
     def __init__(self):
         tag = f"{os.getpid()}"
-        self.prefix = f"rmtst-dmn-{tag}"
+        self.prefix = f"rmtst-dmn-{tag}-{next(_serial)}"
         self.names = {role: f"{self.prefix}-{role}" for role in ("switch", "sc", "ap", "client")}
         short = tag[-6:]
         # Interface names must fit in 15 bytes; they are unique per namespace.

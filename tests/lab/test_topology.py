@@ -7,6 +7,7 @@ can move between the cells of one subnet, and teardown removes everything.
 These tests never roam across subnets: only the roaming daemons can do that.
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -21,6 +22,11 @@ from roaming.lab.topology import LabNetwork, default_plan, run_in
 pytestmark = pytest.mark.netns
 
 
+# A serial number per namespace set, so a set left behind by a failed removal
+# cannot make the next test fail with "File exists".
+_serial = itertools.count(1)
+
+
 def namespaces_with(prefix):
     output = subprocess.run(
         ["ip", "netns", "list"], capture_output=True, text=True, check=True
@@ -30,7 +36,7 @@ def namespaces_with(prefix):
 
 @pytest.fixture
 def flat_lab(netns_ready, tmp_path):
-    plan = default_plan(f"rmtst-lab-{os.getpid()}", clients=2)
+    plan = default_plan(f"rmtst-lab-{os.getpid()}-{next(_serial)}", clients=2)
     network = LabNetwork(plan, flat=True)
     processes = ProcessGroup(tmp_path)
     network.build()

@@ -10,6 +10,7 @@ They need root and iproute2, and skip cleanly without them.
 """
 
 import ipaddress
+import itertools
 import os
 import shutil
 import subprocess
@@ -93,6 +94,11 @@ SENDER = textwrap.dedent(
 )
 
 
+# A serial number per namespace set, so a set left behind by a failed removal
+# cannot make the next test fail with "File exists".
+_serial = itertools.count(1)
+
+
 def run(*command: str) -> None:
     """
     Run a command, raising with its error output when it fails.
@@ -108,7 +114,7 @@ def namespaces():
     Create namespaces A and B joined by a veth pair with MTU 1400, and
     remove them afterwards.
     """
-    prefix = f"rmtst-tunnel-{os.getpid()}"
+    prefix = f"rmtst-tunnel-{os.getpid()}-{next(_serial)}"
     names = (f"{prefix}-a", f"{prefix}-b")
     created = []
     try:
