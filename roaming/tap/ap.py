@@ -6,16 +6,17 @@ An AP runs one bridge per VLAN. Each bridge has the wired uplink of its
 VLAN and the radio ports of the VSCs on that VLAN (a packet socket on the
 interface that carries the stations' frames); the VLAN 0 bridge also has
 the AP's own address on a TAP port and a GRE port whose one member is the
-tunnel to the AP's SC. The L3 knowledge of each bridge is preset with one
-negative entry per local subnet pointing at that tunnel, so a station from
-any other subnet is tunnelled to the SC from its first frame, even before
-the control connection is up.
+tunnel to the AP's SC. The L3 knowledge of the VLAN 0 bridge is preset
+with one negative entry per subnet of VLAN 0 pointing at that tunnel, so a
+station from any other subnet is tunnelled to the SC from its first frame,
+even before the control connection is up. The other VLANs' bridges have no
+tunnel, so their stations are bridged locally.
 
 The radio (L{roaming.radio}) reports associations; the control plane
 (L{roaming.control.ap.AccessPoint}) turns them, and the addresses the
 bridge learns, into messages to the SC and bridge changes. The AP also
-sends the layer 2 update frame and the IAPP ADD-notify on its LAN
-(L{roaming.tap.lan}).
+sends the layer 2 update frame (L{roaming.tap.lan}) and the IEEE 802.11F
+ADD-notify (L{roaming.control.iapp_udp}) on its LAN.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from zope.interface import implementer
 from roaming.bridge import AddressLearned, RoamerDetected, ap_entries
 from roaming.control import actions
 from roaming.control.ap import AccessPoint
+from roaming.control.iapp_udp import IappMulticastProtocol, listen_iapp
 from roaming.control.service import AccessPointBinding
 from roaming.radio import IStationListener
 from roaming.radio.hostapd import ControlState
 from roaming.tap.control import ControlRuntime
-from roaming.tap.lan import IAPP_PORT, IappProtocol, build_layer2_update
+from roaming.tap.lan import build_layer2_update
 from roaming.tap.service import NodeOptions, NodeService, connection_settings
 
 __all__ = ["APService", "Options", "makeService"]
@@ -78,7 +80,7 @@ class APService(NodeService):
         super().__init__(config, credentials, **kwargs)
         self.access_point: AccessPoint | None = None
         self.radios: list[Any] = []
-        self.iapp: IappProtocol | None = None
+        self.iapp: IappMulticastProtocol | None = None
         self._iapp_port: Any = None
         self._radio_ports: dict[str, tuple[int, int]] = {}
         self.datapath.event_listeners.append(self._bridge_event)
@@ -109,10 +111,13 @@ class APService(NodeService):
             if subnets and vlan == 0:
                 self.datapath.set_l3_entries(vlan, ap_entries(subnets, gre_port, agg_id))
 
-        self.iapp = IappProtocol(config.node.address, self._add_notify_heard)
-        self._iapp_port = self.reactor.listenMulticast(
-            IAPP_PORT, self.iapp, interface=str(config.node.address), listenMultiple=True
+        # The node's address is on its TAP interface, which the bridge
+        # connects to the LAN; binding the socket to it keeps out the IAPP
+        # packets of other LANs on this host.
+        self.iapp = IappMulticastProtocol(
+            str(config.node.address), on_add_notify=self._add_notify_heard
         )
+        self._iapp_port = listen_iapp(self.reactor, self.iapp, device=config.node.interface)
 
     def build_control(self) -> ControlRuntime:
         """
@@ -220,7 +225,7 @@ class APService(NodeService):
             lan.send_frame(build_layer2_update(action.mac))
         elif isinstance(action, actions.SendIappAddNotify):
             if self.iapp is not None and self.iapp.transport is not None:
-                self.iapp.send_add_notify(action.mac)
+                self.iapp.send(action.mac)
         elif isinstance(action, actions.RemoveStation):
             # NOTE: the radio interface has no call to disassociate a
             # station, so the station stays associated until the radio

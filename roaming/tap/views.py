@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
+
 from roaming.metrics import GAUGE, Sample
 from roaming.tap.localapi import Table, View
 
@@ -216,6 +218,10 @@ def samples(service: Any) -> Iterator[Sample]:
     control = service.control
     if control is not None:
         yield from _control_samples(control)
+    iapp = getattr(service, "iapp", None)
+    if iapp is not None:
+        for name, value in attrs.asdict(iapp.counters).items():
+            yield Sample(f"iapp_{name}", value, documentation=_IAPP_DOC[name])
     local_api = getattr(service, "local_api", None)
     if local_api is not None:
         yield from _local_api_samples(local_api)
@@ -224,6 +230,13 @@ def samples(service: Any) -> Iterator[Sample]:
 
 _PORT_DOC = "Device port counters (frames, bytes, errors, drops)"
 _STAGE_DOC = "Roam stages logged, by stage"
+_IAPP_DOC = {
+    "sent": "IEEE 802.11F ADD-notify packets sent",
+    "received": "IEEE 802.11F ADD-notify packets received from other APs",
+    "own": "IEEE 802.11F packets of this AP looped back, ignored",
+    "decode_errors": "Malformed IEEE 802.11F packets, dropped",
+    "send_errors": "IEEE 802.11F ADD-notify packets the socket failed to send",
+}
 
 
 def _bridge_samples(vlan: str, unit: Any) -> Iterator[Sample]:

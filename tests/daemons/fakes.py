@@ -145,6 +145,18 @@ class FakeDevices:
         return radio
 
 
+class FakeSocket:
+    """
+    A socket that records the options set on it.
+    """
+
+    def __init__(self):
+        self.options = []
+
+    def setsockopt(self, level, name, value):
+        self.options.append((level, name, value))
+
+
 class FakeMulticastPort:
     """
     What C{listenMulticast} returns in a test.
@@ -155,6 +167,7 @@ class FakeMulticastPort:
         self.protocol = protocol
         self.interface = interface
         self.listening = True
+        self.socket = FakeSocket()
 
     def stopListening(self):
         self.listening = False

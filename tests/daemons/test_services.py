@@ -257,8 +257,6 @@ class TestAPService:
         _service, reactor, _devices = self.start(tmp_path)
         reactor.advance(0)
         assert [(c[0], c[1]) for c in reactor.tcpClients] == [("10.1.0.2", 7443)]
-        (multicast,) = reactor.multicast
-        assert (multicast.port, multicast.interface) == (3517, "10.1.0.11")
 
     def test_roamer_first_frame_goes_to_controller(self, tmp_path):
         service, _reactor, devices = self.start(tmp_path)
@@ -361,8 +359,29 @@ class TestAPService:
         assert counters[("gre_ignored", f"port={gre.port.name}")] == 5
         assert counters[("dispatch_relayed", "vlan=0")] == 6
 
+    def test_iapp_socket_on_node_interface(self, tmp_path):
+        """
+        The AP opens its IEEE 802.11F socket with
+        L{roaming.control.iapp_udp}: bound to the IAPP group and to the
+        node's own interface, so it hears only its LAN, and its counters are
+        exported.
+        """
+        import socket
 
-class TestStartFailure:
+        from roaming.control.iapp_udp import IappMulticastProtocol
+
+        service, reactor, _devices = self.start(tmp_path)
+        (listening,) = reactor.multicast
+        assert isinstance(listening.protocol, IappMulticastProtocol)
+        assert (listening.port, listening.interface) == (3517, "224.0.1.178")
+        assert listening.socket.options == [(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"rmbr0\0")]
+        assert listening.protocol.interface_address == ipaddress.IPv4Address("10.1.0.11")
+        listening.protocol.datagramReceived(b"\x07", ("10.1.0.12", 3517))
+        reply = LocalAPIFactory(make_views(service)).respond(b'{"request":"counters"}')
+        counters = {(row[0], row[1]): row[2] for row in reply["rows"]}
+        assert counters[("iapp_decode_errors", "")] == 1
+        assert counters[("iapp_received", "")] == 0
+
     """
     An operating system or database error at start is logged as one line
     naming the file and the configuration key, with no traceback.
