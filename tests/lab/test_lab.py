@@ -10,10 +10,12 @@ reactor cannot be restarted in the test process) and checks its JSON report.
 import importlib.util
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -178,17 +180,37 @@ def test_interrupt_removes_everything(netns_ready, tmp_path):
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
     )
+    lines = queue.Queue()
+
+    def read_output():
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
+    output = []
     try:
-        # Interrupt while the daemons start, once the network is built.
-        first_line = process.stdout.readline()
-        assert first_line.startswith("Building the lab network"), first_line
-        time.sleep(3.0)
+        # Interrupt while the daemons start, once the network is built: the
+        # first "Starting" line marks that phase.
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("Starting ") for line in output):
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            assert line is not None, "".join(output)
+            output.append(line)
+        assert output[0].startswith("Building the lab network"), output[0]
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    while not lines.empty():
+        line = lines.get()
+        if line is not None:
+            output.append(line)
+    output = "".join(output)
     assert process.returncode == 130, output
     assert "interrupted; everything it created was removed" in output
     namespaces = subprocess.run(
