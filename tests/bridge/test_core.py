@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roaming.bridge import (
+    AddressLearned,
     Bridge,
     BridgeError,
     ClearReason,
@@ -22,6 +23,7 @@ from roaming.bridge import (
     SourceCleared,
     ap_entries,
 )
+from roaming.bridge.l3 import sc_entries
 
 from .frames import BROADCAST, arp_request, dhcp, ip_to_int, ipv4_udp, mac
 
@@ -90,6 +92,79 @@ def test_evicted_visitor_detected_again() -> None:
     events = bridge.pop_events()
     assert SourceCleared(mac(VISITOR), ClearReason.EVICTED) in events
     assert [type(e) for e in events].count(RoamerDetected) == 2
+
+
+def visitor_bridge() -> tuple[Bridge, int, int]:
+    """
+    Return a bridge whose layer-3 database sends subnet 10.2.0.0/16 to
+    tunnel 1 and 10.3.0.0/16 to tunnel 2 of its aggregation port, with
+    10.1.0.0/16 as the home subnet that matches no entry.
+    """
+    bridge = Bridge()
+    wlan = bridge.add_port("wlan")
+    gre = bridge.add_port("gre", aggregation=True)
+    bridge.add_member(gre, 1)
+    bridge.add_member(gre, 2)
+    bridge.l3.replace(sc_entries([("10.2.0.0/16", gre, 1), ("10.3.0.0/16", gre, 2)]))
+    return bridge, wlan, gre
+
+
+def test_visitor_moves_to_other_foreign_subnet() -> None:
+    """
+    A settled visitor renewing an address of another foreign subnet changes
+    its source egress.
+    """
+    bridge, wlan, gre = visitor_bridge()
+    bridge.process(wlan, None, ipv4_udp(VISITOR, BROADCAST, "10.2.0.7", "10.2.255.255"), 0.0)
+    assert bridge.pop_events() == [
+        RoamerDetected(mac(VISITOR), ip_to_int("10.2.0.7"), wlan, None, gre, 1)
+    ]
+
+    renewal = dhcp(VISITOR, "request", src_ip="10.3.0.7", ciaddr="10.3.0.7")
+    bridge.process(wlan, None, renewal, 1.0)
+
+    assert bridge.pop_events() == [
+        SourceCleared(mac(VISITOR), ClearReason.CHANGED),
+        RoamerDetected(mac(VISITOR), ip_to_int("10.3.0.7"), wlan, None, gre, 2),
+    ]
+    entry = bridge.lookup(VISITOR)
+    assert entry is not None
+    assert entry.src_egress == ((gre, 2),)
+
+
+def test_visitor_moves_back_home() -> None:
+    """A settled visitor renewing a home address loses its source egress."""
+    bridge, wlan, _ = visitor_bridge()
+    bridge.process(wlan, None, ipv4_udp(VISITOR, BROADCAST, "10.2.0.7", "10.2.255.255"), 0.0)
+    bridge.pop_events()
+
+    renewal = dhcp(VISITOR, "request", src_ip="10.1.0.7", ciaddr="10.1.0.7")
+    bridge.process(wlan, None, renewal, 1.0)
+
+    assert bridge.pop_events() == [
+        SourceCleared(mac(VISITOR), ClearReason.HOME),
+        AddressLearned(mac(VISITOR), ip_to_int("10.1.0.7"), wlan, None),
+    ]
+    entry = bridge.lookup(VISITOR)
+    assert entry is not None
+    assert entry.src_egress is None
+    assert entry.ip == ip_to_int("10.1.0.7")
+
+
+def test_visitor_same_foreign_subnet_quiet() -> None:
+    """A renewal in the same foreign subnet keeps the source egress without events."""
+    bridge, wlan, gre = visitor_bridge()
+    bridge.process(wlan, None, ipv4_udp(VISITOR, BROADCAST, "10.2.0.7", "10.2.255.255"), 0.0)
+    bridge.pop_events()
+
+    renewal = dhcp(VISITOR, "request", src_ip="10.2.0.8", ciaddr="10.2.0.8")
+    bridge.process(wlan, None, renewal, 1.0)
+
+    assert bridge.pop_events() == []
+    entry = bridge.lookup(VISITOR)
+    assert entry is not None
+    assert entry.src_egress == ((gre, 1),)
+    assert entry.ip == ip_to_int("10.2.0.8")
 
 
 # -- counters ------------------------------------------------------------------
