@@ -569,9 +569,10 @@ class GreEndpoint:
             self.counters["too-big-dropped"] += 1
             return False
         if not self._raw:
-            # With the default IP_PMTUDISC_WANT of a UDP socket, Linux
-            # fragments a datagram larger than the route's MTU and sends
-            # it without DF (ip(7)), so this is counted as fragmented.
+            # The GRE port's UDP socket has path MTU discovery off
+            # (IP_PMTUDISC_DONT), so Linux fragments a datagram larger than
+            # the route's MTU and never sets DF (ip(7)). This is counted as
+            # fragmented.
             self.counters["outer-fragmented"] += 1
         return True
 
