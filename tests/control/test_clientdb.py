@@ -10,6 +10,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from test_core_support import Network
 
+from roaming.control.actions import AddStaticEntry, SetSourceEntry
 from roaming.control.clientdb import (
     SCHEMA_VERSION,
     ClientDatabase,
@@ -21,10 +22,12 @@ from roaming.control.clientdb import (
     Visitor,
 )
 from roaming.control.messages import AddTraveler, MscDeleteVisitor
+from roaming.control.sc import ServiceController
 
 MAC1, MAC2, MAC3 = (bytes([2, 0, 0, 0, 0, n]) for n in (1, 2, 3))
 AP1, AP2 = IPv4Address("10.1.0.11"), IPv4Address("10.2.0.21")
 SC1, SC2 = IPv4Address("10.255.0.1"), IPv4Address("10.255.0.2")
+SC3 = IPv4Address("10.255.0.3")
 
 
 def full_record(mac: bytes = MAC1, updated: float = 1.0) -> ClientRecord:
@@ -311,6 +314,34 @@ def test_sc_restart_keeps_roam(path: str) -> None:
     assert ("10.255.0.2", "10.255.0.1", MscDeleteVisitor(MAC1)) in net.take_log()
     assert restarted.db.travelers() == []
     assert net.sc("10.255.0.1").db.visitors() == []
+
+
+def test_foreign_sc_restart_restores_visitor(path: str) -> None:
+    """
+    A foreign SC started again on the same file puts back the static entry
+    towards the AP serving its visitor and the source entry towards the
+    visitor's home SC.
+    """
+    net = Network(primary="10.255.0.1")
+    net.add_sc("10.255.0.1")
+    net.add_sc("10.255.0.2")
+    net.add_sc("10.255.0.3", database=ClientDatabase(path))
+    net.add_ap("10.2.0.21", "10.255.0.2", "10.2.0.0/24")
+    net.add_ap("10.3.0.31", "10.255.0.3", "10.3.0.0/24")
+    net.event("10.2.0.21", "station_associated", MAC1)
+    net.event("10.2.0.21", "client_ip_seen", MAC1, IPv4Address("10.2.0.100"), prefix=24)
+    net.event("10.3.0.31", "station_associated", MAC1)
+    foreign = net.sc("10.255.0.3")
+    visitor = foreign.db.get_visitor(MAC1)
+    assert visitor == Visitor(MAC1, IPv4Address("10.3.0.31"), SC2, visitor.since)
+    foreign.db.close()
+
+    restarted = ServiceController(SC3, ClientDatabase(path), primary=SC1)
+    actions = restarted.start(net.now)
+
+    assert AddStaticEntry(MAC1, IPv4Address("10.3.0.31"), 0) in actions
+    assert SetSourceEntry(MAC1, SC2, 0) in actions
+    restarted.db.close()
 
 
 # Subnet table.
