@@ -423,3 +423,54 @@ def test_commit_after_max_uncommitted(tmp_path) -> None:
     assert database.uncommitted == 0
     assert fired == [1, 2]
     assert node.commit_barrier() is None
+
+
+def test_failed_commit_fails_answers(tmp_path) -> None:
+    """
+    A failed commit of the client database is logged once and fails every
+    answer that waits for it, so no peer gets an acknowledgement for a
+    change that is not on disk.
+    """
+    import sqlite3
+
+    from twisted.internet.task import Clock
+    from twisted.logger import Logger
+    from twisted.python.failure import Failure
+
+    from roaming.control.clientdb import Visitor
+    from roaming.control.sc import ServiceController
+    from roaming.control.service import ServiceControllerBinding
+
+    path = str(tmp_path / "sc1.sqlite")
+    controller = ServiceController(ip(SC1), ClientDatabase(path), primary=ip(SC1))
+    clock = Clock()
+    data_plane: list[object] = []
+    binding = ServiceControllerBinding(controller)
+    node = ControlNode(binding, clock=clock, data_plane=data_plane.append)
+    logged: list[dict] = []
+    node.log = Logger(namespace="test", observer=logged.append)
+    database = controller.db
+    database.put_visitor(Visitor(MAC, ip(AP1), ip(SC2)))
+
+    def failing_flush() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    database.flush = failing_flush
+    waiters = [node.commit_barrier(), node.commit_barrier()]
+    results: list[object] = []
+    for waiter in waiters:
+        assert waiter is not None
+        waiter.addBoth(results.append)
+
+    clock.advance(0)
+
+    assert len(results) == 2
+    for result in results:
+        assert isinstance(result, Failure)
+        assert result.check(sqlite3.OperationalError)
+    [event] = logged
+    assert event["count"] == 2
+    assert event["path"] == path
+    assert event["log_failure"].check(sqlite3.OperationalError)
+    del database.flush
+    database.close()
