@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.lab.test_dhcp -*-
+# -*- test-case-name: tests.lab.test_topology -*-
 """
 DHCP in the lab: dnsmasq as each subnet's server, BusyBox udhcpc as each
 client's DHCP client.

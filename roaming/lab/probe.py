@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.lab.test_probe -*-
+# -*- test-case-name: tests.lab.test_topology -*-
 """
 The lab's traffic programs, run inside namespaces as
 C{python -m roaming.lab.probe echo|client ...}.

@@ -14,7 +14,7 @@ or from the text log and lines them up per client:
   - C{message-sent} and C{message-received}: a control message about the
     client, with its C{message} type and C{peer};
   - C{first-frame-back}: the first frame delivered to a station after it
-    associated (AP), or after it was detected as a visitor (SC).
+    associated (AP only: the SC sets no such watch).
 """
 
 from __future__ import annotations

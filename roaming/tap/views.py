@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.daemons.test_views -*-
+# -*- test-case-name: tests.daemons.test_services -*-
 """
 Read-only views of a running daemon, for roamctl and Prometheus.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.daemons.test_plugins -*-
+# -*- test-case-name: tests.daemons.test_services -*-
 """
 twistd plugins for the roaming daemons: C{twistd roaming-sc} and
 C{twistd roaming-ap}.
