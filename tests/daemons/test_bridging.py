@@ -148,6 +148,95 @@ def test_allowed_flood_path_between_tunnels():
     assert node.sent(node.gre) == []
 
 
+def relaying_node():
+    """
+    Return a L{Node} that relays group frames from tunnel 1 to a second GRE
+    port with tunnels 2 and 3, that port, and its bridge port number.
+    """
+    node = Node()
+    table = GreTunnelTable("10.1.0.11")
+    table.add_tunnel(GreTunnel(2, "10.2.0.2", 0))
+    table.add_tunnel(GreTunnel(3, "10.3.0.2", 0))
+    other = MemoryGrePort("gre-sc2", "gre", table)
+    other_number = node.dispatcher.attach(other, tunnel=True)
+    node.dispatcher.relay(node.gre_number)
+    node.dispatcher.allow_flood(node.gre_number, other_number)
+    return node, other, other_number
+
+
+def test_lan_host_broadcast_relayed_between_tunnels():
+    node, other, _ = relaying_node()
+    node.lan.receive(ethernet(BROADCAST, HOST))
+    node.sent(node.radio)
+    frame = ethernet(BROADCAST, HOST, b"copied by the home AP")
+
+    node.gre.receive(frame, 1)
+
+    assert sorted(node.sent(other)) == [(2, frame), (3, frame)]
+    assert node.dispatcher.relayed == 1
+    # The bridge never saw the copy: the host stays learned on the LAN
+    # port and the copy reaches no other port.
+    entry = node.bridge.lookup(HOST)
+    assert entry is not None
+    assert entry.port == node.lan_number
+    assert node.sent(node.radio) == []
+    assert node.sent(node.lan) == []
+
+
+def test_relay_skips_missing_target_port():
+    node, other, other_number = relaying_node()
+    node.lan.receive(ethernet(BROADCAST, HOST))
+    node.dispatcher.detach(other_number)
+
+    node.gre.receive(ethernet(BROADCAST, HOST), 1)
+
+    assert node.sent(other) == []
+    assert node.dispatcher.relayed == 1
+
+
+def test_tunnel_source_broadcast_not_relayed():
+    node, other, _ = relaying_node()
+    node.gre.receive(ethernet(HOST, STATION), 1)
+    node.sent(node.radio)
+    node.sent(other)
+    frame = ethernet(BROADCAST, STATION)
+
+    node.gre.receive(frame, 1)
+
+    assert node.dispatcher.relayed == 0
+    # The bridge floods it, and the flood path lets it into both tunnels.
+    assert node.sent(node.radio) == [(None, frame)]
+    assert sorted(node.sent(other)) == [(2, frame), (3, frame)]
+
+
+def test_unknown_and_traveler_broadcasts_not_relayed():
+    node, _, _ = relaying_node()
+    node.bridge.add_static(STATION, node.gre_number, 1)
+    unknown = ethernet(BROADCAST, bytes.fromhex("02cc00000003"))
+    traveler = ethernet(BROADCAST, STATION)
+
+    node.gre.receive(unknown, 1)
+    node.gre.receive(traveler, 1)
+
+    assert node.dispatcher.relayed == 0
+    assert node.sent(node.radio) == [(None, unknown), (None, traveler)]
+
+
+def test_lan_host_unicast_not_relayed():
+    node, other, _ = relaying_node()
+    node.lan.receive(ethernet(BROADCAST, HOST))
+    node.radio.receive(ethernet(HOST, STATION))
+    node.sent(node.lan)
+    node.sent(node.radio)
+    frame = ethernet(STATION, HOST)
+
+    node.gre.receive(frame, 1)
+
+    assert node.dispatcher.relayed == 0
+    assert node.sent(node.radio) == [(None, frame)]
+    assert node.sent(other) == []
+
+
 def test_own_frames_stay_out_of_tunnels():
     node = Node()
     own = MemoryPort("rmbr0", "tap")
