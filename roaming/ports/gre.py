@@ -187,9 +187,9 @@ class _GrePort(SocketPort):
                 if engine.has_output:
                     self._drain_engine()
                 return
+            # An encapsulated frame queues nothing on the engine, so only the
+            # dropped path above looks for engine output.
             address, packets, tos, _ = outgoing
-            if engine.has_output:
-                self._drain_engine()
         else:
             try:
                 address, tos, gre_packet = self.endpoint.encapsulate(agg_id, frame)
