@@ -25,6 +25,7 @@ from roaming.tunnel import (
     TunnelUp,
     pack_key,
 )
+from roaming.tunnel import endpoint as endpoint_module
 from tests.codec.support import run_tshark, write_pcap
 
 LOCAL = "192.0.2.1"
@@ -584,6 +585,52 @@ def test_keepalive_up_and_down(transport):
     assert local.counters["keepalive-sent"] == 5
     assert local.counters["keepalive-reply"] == 2
     assert remote.counters["keepalive-reflected"] == 2
+
+
+def test_keepalive_event_resets_sequence_receiver():
+    """
+    A tunnel that goes down forgets the last sequence number it accepted,
+    so a far end that restarted its numbering at 0 is heard again.
+    """
+    local = GreEndpoint(LOCAL)
+    remote = GreEndpoint(REMOTE)
+    local.add_tunnel(7, REMOTE, KEY, sequence=True)
+    remote.add_tunnel(9, LOCAL, KEY, sequence=True, keepalive_period=10.0, keepalive_misses=2)
+    frame = udp_frame()
+    for number in range(5):
+        assert remote.decapsulate(LOCAL, sequenced_packet(number, Ether(frame)), 0.0) == (9, frame)
+    # Before the tunnel goes down, number 0 is stale.
+    assert remote.decapsulate(LOCAL, sequenced_packet(0, Ether(frame)), 0.0) is None
+    stale = remote.counters["sequence-duplicate"] + remote.counters["sequence-out-of-order"]
+    assert stale == 1
+
+    for now in (0.0, 10.0, 20.0):
+        remote.poll(now)
+        remote.drain_packets()
+    assert remote.drain_events() == [TunnelDown(9, 20.0, 2)]
+
+    assert remote.decapsulate(LOCAL, sequenced_packet(0, Ether(frame)), 21.0) == (9, frame)
+    assert remote.tunnel(9).receiver.last == 0
+
+
+def test_full_output_queue_counted():
+    """
+    Control packets beyond the output queue's bound are dropped and
+    counted, not queued.
+    """
+    local, remote = endpoint_pair(keepalive_period=5.0)
+    local.poll(0.0)
+    [request] = local.drain_packets()
+    limit = endpoint_module._QUEUE_LIMIT
+
+    for _ in range(limit + 3):
+        remote.decapsulate(LOCAL, request.packets[0], 0.0)
+
+    assert remote.counters["keepalive-reflected"] == limit
+    assert remote.counters["queue-full"] == 3
+    assert len(remote.drain_packets()) == limit
+    remote.decapsulate(LOCAL, request.packets[0], 0.0)
+    assert len(remote.drain_packets()) == 1
 
 
 def test_keepalive_request_format():
