@@ -40,8 +40,8 @@ def test_plot_with_matplotlib_runs(monkeypatch, tmp_path):
 
     formatted = []
 
-    def record_report(given):
-        formatted.append(given)
+    def record_report(lab_report):
+        formatted.append(lab_report)
         return "PASS"
 
     monkeypatch.setattr(runner.LabRun, "run", record_run)
