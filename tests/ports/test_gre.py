@@ -792,6 +792,8 @@ def _count_protocol_unreachable(sock, *, expected, timeout):
     return seen
 
 
+@_real[0]
+@_real[1]
 class TestRawSocketUnreachable:
     """
     The trap of connected raw sockets, checked on the real kernel: ICMP
