@@ -50,8 +50,8 @@ __all__ = ["TUNNEL_KEY", "BridgeUnit", "GrePortUnit", "NamedPort", "NodeDatapath
 # Every tunnel between roaming nodes uses GRE key 0, so a tunnel is named
 # by its remote address alone.
 # NOTE: the tunnel engine can carry a VSC id and the access-controlled flag
-# in the key (roaming.tunnel.key), with one tunnel per VSC towards a peer,
-# but the daemons do not use it yet: all VSCs share the key 0 tunnel, and
+# in the key (roaming.tunnel.key), with one tunnel per VSC towards a peer.
+# The daemons do not use that yet, so all VSCs share the key 0 tunnel and
 # broadcasts are not kept within their VSC on the way through it.
 TUNNEL_KEY = 0
 
