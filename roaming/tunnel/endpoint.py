@@ -536,10 +536,10 @@ class GreEndpoint:
     def _admit_oversized(self, tunnel: TunnelState, frame: bytes, now: float) -> bool:
         """
         Decide what happens to a frame longer than the tunnel's largest
-        unfragmented frame. An inner IPv4 packet with DF is dropped and gets
+        unfragmented frame. An inner IPv4 packet with DF is dropped. It gets
         an ICMP "fragmentation needed" reply when one may be sent about it,
-        and is counted as "too-big-dropped" when not; only a reply built
-        takes a token of the rate limit. Anything else is sent in outer
+        and is counted as "too-big-dropped" otherwise. Only a reply that is
+        built takes a token of the rate limit. Anything else is sent in outer
         fragments (raw IPv4) or left to the kernel to fragment (GRE-in-UDP).
 
         @return: whether the frame is to be sent.
